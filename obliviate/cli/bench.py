@@ -102,3 +102,15 @@ def bench_eval(size, providers, adapters, probes, new_tokens, repeats, batch_siz
             results=results, echo=click.echo)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
+
+
+@bench.command("summary")
+@click.argument("results_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--device", "device_name", default=None, help="Keep rows whose device name contains this text.")
+@click.option("--since", default=None, metavar="DATE", help="Keep rows dated on or after this ISO date.")
+def summary(results_file, device_name, since):
+    """One table over a results file: time, throughput, share of the matmul peak on the FLOP floor, peak memory."""
+    from obliviate.bench.results import read_rows
+    from obliviate.bench.summary import select, summary_table
+
+    click.echo(summary_table(select(read_rows(results_file), device=device_name, since=since)))

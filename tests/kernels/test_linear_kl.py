@@ -19,6 +19,12 @@ NEEDS_TRITON = pytest.mark.skipif(not torch.cuda.is_available() and not _common.
 TRITON = pytest.param("triton", marks=NEEDS_TRITON)
 
 
+def on(backend, *tensors):
+    """The tensors on the device `backend` runs on: Triton is compiled on a GPU, interpreted on the CPU."""
+    device = "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"
+    return [None if t is None else t.to(device) for t in tensors]
+
+
 def make(n=N, hidden=H, vocab=V, dtype=torch.float32, seed=1, separate=False):
     gen = torch.Generator().manual_seed(seed)
     h = torch.randn(n, hidden, generator=gen)
@@ -45,13 +51,14 @@ def assert_rel(actual, expected, tol):
 
 
 def run(backend, h, h_ref, w, w_ref, g, **kw):
+    h, h_ref, w, w_ref, g = on(backend, h, h_ref, w, w_ref, g)
     h = h.clone().requires_grad_()
     h_ref = h_ref.clone().requires_grad_()  # must receive no gradient
     w = w.clone().requires_grad_()
     kl = linear_kl(h, h_ref, w, weight_ref=w_ref, backend=backend, **kw)
     (kl * g).sum().backward()
     assert h_ref.grad is None
-    return kl, h.grad, w.grad
+    return kl.cpu(), h.grad.cpu(), w.grad.cpu()
 
 
 def test_reference_matches_a_hand_computed_value():
@@ -100,7 +107,7 @@ def test_identical_distributions_give_zero_kl_and_zero_gradient(backend):
 
 @pytest.mark.parametrize("backend", ["torch", TRITON])
 def test_no_grad_and_frozen_weight_paths_agree(backend):
-    h, h_ref, w, _, g = make(n=9)
+    h, h_ref, w, _, g = on(backend, *make(n=9))
     with torch.no_grad():
         plain = linear_kl(h, h_ref, w, backend=backend)
     hg = h.clone().requires_grad_()

@@ -22,6 +22,12 @@ NEEDS_TRITON = pytest.mark.skipif(not torch.cuda.is_available() and not _common.
 TRITON = pytest.param("triton", marks=NEEDS_TRITON)
 
 
+def on(backend, *tensors):
+    """The tensors on the device `backend` runs on: Triton is compiled on a GPU, interpreted on the CPU."""
+    device = "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"
+    return [t.to(device) for t in tensors]
+
+
 def make(n=N, hidden=H, vocab=V, dtype=torch.float32, seed=0, ignored=(3, 20)):
     gen = torch.Generator().manual_seed(seed)
     h = torch.randn(n, hidden, generator=gen).to(dtype)
@@ -49,11 +55,12 @@ def assert_rel(actual, expected, tol):
 
 
 def run(backend, h, w, y, g, **kw):
+    h, w, y, g = on(backend, h, w, y, g)
     h = h.clone().requires_grad_()
     w = w.clone().requires_grad_()
     logp, ent = linear_logprob(h, w, y, return_entropy=True, backend=backend, **kw)
     (logp * g).sum().backward()
-    return logp, ent, h.grad, w.grad
+    return logp.cpu(), ent.cpu(), h.grad.cpu(), w.grad.cpu()
 
 
 def test_reference_matches_a_hand_computed_value():
@@ -107,7 +114,7 @@ def test_all_targets_ignored_give_zeros_and_zero_gradients(backend):
 
 @pytest.mark.parametrize("backend", ["torch", TRITON])
 def test_frozen_and_no_grad_paths_agree(backend):
-    h, w, y, g = make(n=9)
+    h, w, y, g = on(backend, *make(n=9))
     with torch.no_grad():
         plain = linear_logprob(h, w, y, backend=backend)
     hg = h.clone().requires_grad_()
