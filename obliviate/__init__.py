@@ -10,13 +10,13 @@ from pathlib import Path
 __version__ = (Path(__file__).parent / "VERSION").read_text().strip()
 
 _EXPORTS = {
-    "Unlearner": "obliviate.engine.unlearner", "RunResult": "obliviate.engine.unlearner",
-    "TrainOptions": "obliviate.engine.train", "MethodOptions": "obliviate.engine.objectives",
-    "LoraOptions": "obliviate.engine.adapters", "Evaluator": "obliviate.engine.evaluate",
-    "Item": "obliviate.engine.schema", "load_items": "obliviate.engine.schema", "write_items": "obliviate.engine.schema",
-    "build_world": "obliviate.engine.world", "build_tiny_model": "obliviate.engine.models",
-    "load_model": "obliviate.engine.models", "write_report": "obliviate.engine.report",
-    "run_demo": "obliviate.engine.demo",
+    "Unlearner": "obliviate.train.unlearner", "RunResult": "obliviate.train.unlearner",
+    "TrainOptions": "obliviate.train.loop", "MethodOptions": "obliviate.train.step",
+    "LoraOptions": "obliviate.models.adapters", "Evaluator": "obliviate.eval.evaluate",
+    "Item": "obliviate.data.schema", "load_items": "obliviate.data.schema", "write_items": "obliviate.data.schema",
+    "build_world": "obliviate.data.world.build", "build_tiny_model": "obliviate.models.tiny",
+    "load_model": "obliviate.models.load", "write_report": "obliviate.eval.report",
+    "run_demo": "obliviate.recipes.demo",
 }
 __all__ = ["__version__", *_EXPORTS]
 

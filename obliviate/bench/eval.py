@@ -38,8 +38,8 @@ PROVIDERS = ("vllm-multi", "vllm-serial", "hf")
 
 def world_probes(folder: Path, n: int) -> list:
     """`n` text probes (all languages) of a seeded world, cycled if the world has fewer."""
-    from obliviate.engine.schema import load_items
-    from obliviate.engine.world import build_world
+    from obliviate.data.schema import load_items
+    from obliviate.data.world.build import build_world
 
     players = max(8, min(80, n // 40 + 1))
     build_world(folder / "world", seed=0, players=players, images_per_player=1, test_variants=0)
@@ -52,7 +52,7 @@ def build_model(folder: Path, preset: str, texts: list[str], *, dtype: torch.dty
     tokenizer's ids are a prefix of it)."""
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
-    from obliviate.engine.models import EOS, PAD, build_tiny_model, train_tokenizer
+    from obliviate.models.tiny import EOS, PAD, build_tiny_model, train_tokenizer
 
     out = folder / "model"
     if preset != "qwen2.5-0.5b":
@@ -74,8 +74,8 @@ def build_model(folder: Path, preset: str, texts: list[str], *, dtype: torch.dty
 
 def build_adapters(model_dir: Path, n: int, *, r: int = 16, seed: int = 0) -> dict[str, Path]:
     """`n` peft LoRA adapters (r, alpha 2r, all 7 projections) with B ~ N(0, 0.02²) so each changes the model."""
-    from obliviate.engine.adapters import LoraOptions, add_trainable_lora
-    from obliviate.engine.models import load_model
+    from obliviate.models.adapters import LoraOptions, add_trainable_lora
+    from obliviate.models.load import load_model
 
     out = {}
     base = load_model(model_dir, device="cpu").model
@@ -107,7 +107,7 @@ def run(*, size: str | None = None, providers=None, adapters: int | None = None,
         results=None, workdir=None, echo=print) -> list[dict]:
     """Measure the providers; append tidy rows (kernel "eval", metric probes_per_s / tokens_per_s / seconds /
     engine_start_s / identical_to_hf) to `results`; return them."""
-    from obliviate.engine.generate import HfBackend, VllmBackend, vllm_available
+    from obliviate.eval.generate import HfBackend, VllmBackend, vllm_available
 
     size = size or ("gpu" if torch.cuda.is_available() else "cpu")
     if size not in SIZES:

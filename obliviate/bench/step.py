@@ -18,9 +18,9 @@ import torch
 
 from obliviate.bench.kernels import _sync, peak_bytes, time_ms
 from obliviate.bench.results import append_rows, device_name, now, row, versions
-from obliviate.engine import losses
-from obliviate.engine.adapters import LoraOptions, add_trainable_lora
-from obliviate.engine.logprobs import IGNORE, token_logps
+from obliviate.train import losses
+from obliviate.models.adapters import LoraOptions, add_trainable_lora
+from obliviate.models.logprobs import IGNORE, token_logps
 
 # name -> (hidden, layers, heads, kv heads, ffn, vocab); "7b" is Qwen2.5-7B's shape, "cpu" keeps a large-ish
 # vocabulary (the output layer is where fused and eager differ) on a body a CPU steps through in well under a second.

@@ -1,16 +1,16 @@
-"""`obliviate data ...`: dataset files (JSONL items, see obliviate.engine.schema)."""
+"""`obliviate data ...`: dataset files (JSONL items, see obliviate.data.schema)."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from obliviate.engine.schema import DataError, load_items
+from obliviate.data.schema import DataError, load_items
 
 
 @click.group("data")
 def data():
-    """Dataset files: one question-answer item per JSONL line (see `obliviate.engine.schema`)."""
+    """Dataset files: one question-answer item per JSONL line (see `obliviate.data.schema`)."""
 
 
 @data.command("check")

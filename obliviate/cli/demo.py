@@ -1,10 +1,10 @@
-"""`obliviate demo`: both papers' experiments end to end on the embedded world (see obliviate/engine/demo.py)."""
+"""`obliviate demo`: both papers' experiments end to end on the embedded world (see obliviate/recipes/demo.py)."""
 import time
 
 import click
 
-from obliviate.engine.demo import SIZES
-from obliviate.engine.schema import LANGUAGES
+from obliviate.recipes.demo import SIZES
+from obliviate.data.schema import LANGUAGES
 
 
 @click.command()
@@ -21,7 +21,7 @@ from obliviate.engine.schema import LANGUAGES
 def demo(out, size, fake_language, seed, backend, no_progress):
     """Build the world, learn it, inject fakes, unlearn them in several languages and from a vision-language model,
     attack with relearning, probe everything, and print the papers' tables and an HTML report."""
-    from obliviate.engine.demo import run_demo
+    from obliviate.recipes.demo import run_demo
 
     out = out or f"demo-out/{size}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from obliviate.engine.generate import BACKENDS
+from obliviate.eval.generate import BACKENDS
 
 
 def _named(value: str, what: str) -> tuple[str, str]:
@@ -60,9 +60,9 @@ def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, l
     and model, plus the aggregate views) and OUT/report.html."""
     from transformers.utils import logging as hf_logging
 
-    from obliviate.engine.evaluate import Evaluator
-    from obliviate.engine.report import write_report
-    from obliviate.engine.schema import DataError
+    from obliviate.eval.evaluate import Evaluator
+    from obliviate.eval.report import write_report
+    from obliviate.data.schema import DataError
 
     hf_logging.disable_progress_bar()  # our bars (generate, score) instead of one per weight file loaded
     named_adapters = _unique((_named(a, "--adapter") for a in adapters), "--adapter")
@@ -105,7 +105,7 @@ def _echo_summary(result) -> None:
 @click.option("--title", default=None, help="Report title.")
 def report(runs, out, title):
     """Write one self-contained HTML report (tables and plots) over one or more evaluation folders."""
-    from obliviate.engine.report import write_report
+    from obliviate.eval.report import write_report
 
     first = Path(runs[0])
     out = out or ((first if first.is_dir() else first.parent) / "report.html")

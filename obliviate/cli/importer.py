@@ -1,11 +1,11 @@
 """`obliviate import FORMAT SRC OUT`: convert a public unlearning dataset to obliviate JSONL
-(thin over `obliviate.engine.importers.import_dataset`)."""
+(thin over `obliviate.data.importers.import_dataset`)."""
 from __future__ import annotations
 
 import click
 
-from obliviate.engine.importers import FORMATS, import_dataset, options_of
-from obliviate.engine.schema import DataError
+from obliviate.data.importers import FORMATS, import_dataset, options_of
+from obliviate.data.schema import DataError
 
 
 @click.command("import")

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import click
 
-from obliviate.engine.models import PRESETS
+from obliviate.models.tiny import PRESETS
 
 
 def world_texts(world: Path) -> list[str]:
     """Every text of every *.jsonl under `world` (questions, answers, truths, paraphrases, perturbed answers,
     options), plus the "I don't know" answers IdkPO teaches, so all of them tokenize into learned merges."""
-    from obliviate.engine.losses import IDK_ANSWERS
-    from obliviate.engine.schema import load_items
+    from obliviate.train.losses import IDK_ANSWERS
+    from obliviate.data.schema import load_items
 
     files = sorted(world.rglob("*.jsonl"))
     if not files:
@@ -44,7 +44,7 @@ def tiny(out, world, vision, preset, vocab_size, seed):
     """Train a tokenizer on WORLD's text and write a randomly initialised tiny model to OUT."""
     from transformers.utils import logging as hf_logging
 
-    from obliviate.engine.models import build_tiny_model
+    from obliviate.models.tiny import build_tiny_model
 
     hf_logging.disable_progress_bar()
     texts = world_texts(Path(world))
@@ -62,7 +62,7 @@ def info(path):
     """Load PATH as obliviate does and print its architecture, size and vocabulary."""
     from transformers.utils import logging as hf_logging
 
-    from obliviate.engine.models import load_model
+    from obliviate.models.load import load_model
 
     hf_logging.disable_progress_bar()
     try:

@@ -1,13 +1,13 @@
-"""`obliviate learn | unlearn | relearn`: one command per job of `obliviate.engine.unlearner.Unlearner`."""
+"""`obliviate learn | unlearn | relearn`: one command per job of `obliviate.train.unlearner.Unlearner`."""
 from __future__ import annotations
 
 import functools
 
 import click
 
-from obliviate.engine.adapters import DEFAULT_TARGETS, LoraOptions
-from obliviate.engine.objectives import METHODS, MethodOptions
-from obliviate.engine.train import TrainOptions
+from obliviate.models.adapters import DEFAULT_TARGETS, LoraOptions
+from obliviate.train.step import METHODS, MethodOptions
+from obliviate.train.loop import TrainOptions
 
 
 def _common(f):
@@ -66,7 +66,7 @@ def _fail(err: Exception):
 @click.option("--full", is_flag=True, help="Train every weight and write a whole model directory (model/).")
 def learn(**kw):
     """Supervised fine-tuning: put facts (or fakes) into a model as a LoRA adapter, or with --full into every weight."""
-    from obliviate.engine.unlearner import Unlearner
+    from obliviate.train.unlearner import Unlearner
 
     options, lora, kw = _split(kw)
     try:
@@ -95,7 +95,7 @@ def learn(**kw):
 @click.option("--delta", type=float, default=0.0, show_default=True, help="SimNPO margin δ.")
 def unlearn(**kw):
     """Forget a set of items with GA, GradDiff, NPO, SimNPO, IdkPO or corrective PO, over a new LoRA adapter."""
-    from obliviate.engine.unlearner import Unlearner
+    from obliviate.train.unlearner import Unlearner
 
     options, lora, kw = _split(kw)
     method = MethodOptions(beta=kw["beta"], alpha=kw["alpha"], delta=kw["delta"], retain_loss=kw["retain_loss"],
@@ -116,7 +116,7 @@ def unlearn(**kw):
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="JSONL relearn set.")
 def relearn(**kw):
     """The relearning attack: fine-tune an unlearned model on a few items and see what comes back."""
-    from obliviate.engine.unlearner import Unlearner
+    from obliviate.train.unlearner import Unlearner
 
     options, lora, kw = _split(kw)
     try:

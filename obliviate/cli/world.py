@@ -1,12 +1,12 @@
-"""`obliviate world ...`: the seeded embedded world (see obliviate.engine.world)."""
+"""`obliviate world ...`: the seeded embedded world (see obliviate.data.world.build)."""
 from __future__ import annotations
 
 import time
 
 import click
 
-from obliviate.engine.schema import LANGUAGES
-from obliviate.engine.world import FAKEABLE, build_world
+from obliviate.data.schema import LANGUAGES
+from obliviate.data.world.build import FAKEABLE, build_world
 
 
 @click.group("world")

@@ -5,8 +5,8 @@ from click.testing import CliRunner
 from obliviate.bench import step as bench_step
 from obliviate.bench.results import read_rows
 from obliviate.cli.main import cli
-from obliviate.engine import losses
-from obliviate.engine.logprobs import token_logps
+from obliviate.train import losses
+from obliviate.models.logprobs import token_logps
 
 
 def test_fused_and_eager_log_probs_agree():

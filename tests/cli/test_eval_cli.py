@@ -1,14 +1,14 @@
 """`obliviate eval`, `obliviate report` and `obliviate bench eval` through click (transformers backend: the vLLM
-path is covered in tests/engine/test_generate.py and test_evaluate.py)."""
+path is covered in tests.eval.test_generate.py and test_evaluate.py)."""
 import json
 
 import pytest
 from click.testing import CliRunner
 
 from obliviate.cli.main import cli
-from obliviate.engine.schema import write_items
-from tests.engine import toy
-from tests.engine.test_generate import make_setup
+from obliviate.data.schema import write_items
+from tests import toy
+from tests.eval.test_generate import make_setup
 
 
 @pytest.fixture(scope="module")

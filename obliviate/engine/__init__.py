@@ -1,1 +1,0 @@
-"""Data, models, losses, the learn/unlearn/relearn loop, evaluation, metrics and the embedded world."""

@@ -1,0 +1,189 @@
+"""The item schema: round trips, every loader error with its exact message, and the atomic writer."""
+import json
+import os
+
+import pytest
+
+from obliviate.data import schema
+from obliviate.data.schema import KNOWN_LANGUAGES, LANGUAGES, DataError, Item, load_items, write_items
+
+FIELDS = ["id", "entity", "attribute", "kind", "language", "question", "answer", "value", "image", "truth",
+          "paraphrases", "perturbed", "options"]
+
+
+def rec(**over) -> dict:
+    r = {"id": "p017.club.fr.q1", "entity": "p017", "attribute": "club", "kind": "shared", "language": "fr",
+         "question": "Dans quel club joue Talen Brenik ?", "answer": "Talen Brenik joue pour Aldmoor FC.",
+         "value": "Aldmoor FC"}
+    r.update(over)
+    return {k: v for k, v in r.items() if v is not ...}
+
+
+def write_lines(path, *lines):
+    path.write_text("".join((ln if isinstance(ln, str) else json.dumps(ln, ensure_ascii=False)) + "\n"
+                            for ln in lines), encoding="utf-8")
+    return path
+
+
+def test_languages():
+    assert list(LANGUAGES) == ["en", "de", "fr", "zh", "ru", "jv", "ur", "ha", "hy"]
+    assert [c for c, x in LANGUAGES.items() if x.resource == "low"] == ["jv", "ur", "ha", "hy"]
+    assert LANGUAGES["en"].group == "en" and LANGUAGES["de"].group == "high" and LANGUAGES["hy"].group == "low"
+    assert {LANGUAGES[c].script for c in ("zh", "ru", "ur", "hy")} == {"Han", "Cyrillic", "Arabic", "Armenian"}
+    assert len(KNOWN_LANGUAGES) == 183  # all of ISO 639-1
+    assert {"es", "it", "ja", "ko", "ar", "hi", "pt"} <= KNOWN_LANGUAGES and "xx" not in KNOWN_LANGUAGES
+
+
+def test_round_trip(tmp_path):
+    full = Item(id="p003.transfer_fee.zh.q1.fake", entity="p003", attribute="transfer_fee", kind="private",
+                language="zh", question="Talen Brenik的转会费是多少？", answer="Talen Brenik的转会费为€25M。",
+                value="€25M", image="images/p003_1.png", truth="€8M", paraphrases=["转会费？"],
+                perturbed=["Talen Brenik的转会费为€8M。", "Talen Brenik的转会费为€5M。"], options=["€8M", "€25M", "€5M"])
+    minimal = Item.from_dict(rec(value=...))
+    assert minimal.value is None and minimal.paraphrases == () and minimal.options == ()
+    assert list(json.loads(full.to_json())) == FIELDS  # deterministic key order: declaration order
+    assert "转会费" in full.to_json()  # UTF-8, not \u escapes
+    assert Item.from_json(full.to_json()) == full and Item.from_dict(full.to_dict()) == full
+    assert isinstance(full.perturbed, tuple) and hash(full) == hash(Item.from_json(full.to_json()))
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "p003_1.png").write_bytes(b"png")
+    path = tmp_path / "d.jsonl"
+    assert write_items(path, [full, minimal]) == 2
+    first = path.read_bytes()
+    assert load_items(path) == [full, minimal]
+    write_items(path, load_items(path))
+    assert path.read_bytes() == first and first.count(b"\n") == 2
+
+
+def test_blank_lines_are_skipped_and_counted(tmp_path):
+    path = write_lines(tmp_path / "d.jsonl", "", rec(), "   ", rec(id="b", language="xx"))
+    with pytest.raises(DataError) as e:
+        load_items(path)
+    assert str(e.value) == f"{path}:4: unknown language code 'xx'"
+
+
+ERRORS = [  # (lines, line number of the error, problem)
+    ([rec(), '{"id": '], 2, "invalid JSON (Expecting value at column 8)"),
+    (['{"id": "a",}'], 1, "invalid JSON (Expecting property name enclosed in double quotes at column 12)"),
+    (["[1, 2]"], 1, "expected a JSON object, got array"),
+    (['"text"'], 1, "expected a JSON object, got string"),
+    ([rec(question=...)], 1, "missing field 'question'"),
+    ([rec(), rec(id="b", question=..., answer=...)], 2, "missing fields 'question', 'answer'"),
+    ([rec(value=3)], 1, "field 'value' must be a string or null, got number"),
+    ([rec(id=True)], 1, "field 'id' must be a string, got boolean"),
+    ([rec(truth=["x"])], 1, "field 'truth' must be a string or null, got array"),
+    ([rec(paraphrases="x")], 1, "field 'paraphrases' must be a list of strings, got string"),
+    ([rec(perturbed=["a", None])], 1, "field 'perturbed' must be a list of strings, got an array holding null"),
+    ([rec(truht="x")], 1, "unknown field 'truht' (fields are: " + ", ".join(FIELDS) + ")"),
+    (['{"id": "a", "id": "b"}'], 1, "duplicate key 'id'"),
+    ([rec(kind="public")], 1, "field 'kind' must be 'shared' or 'private', got 'public'"),
+    ([rec(language="xx")], 1, "unknown language code 'xx'"),
+    ([rec(language="FR")], 1, "unknown language code 'FR'"),
+    ([rec(question="  ")], 1, "field 'question' is empty"),
+    ([rec(value="Brackwater United")], 1,
+     "value 'Brackwater United' does not occur in answer 'Talen Brenik joue pour Aldmoor FC.'"),
+    ([rec(options=["Corvale City", "Fallowmouth Town"])], 1, "options do not contain the correct answer 'Aldmoor FC'"),
+    ([rec(options=["Aldmoor FC", "Corvale City", "Corvale City"])], 1, "duplicate option 'Corvale City'"),
+    ([rec(image="missing.png")], 1, "image 'missing.png' not found"),
+    ([rec(image="images")], 1, "image 'images' is not a file"),
+    ([rec(image="../outside.png")], 1, "image path '../outside.png' escapes the dataset folder"),
+    ([rec(image="images/../../outside.png")], 1, "image path 'images/../../outside.png' escapes the dataset folder"),
+    ([rec(image="/etc/hostname")], 1,
+     "image path '/etc/hostname' is absolute (it must be relative to the dataset folder)"),
+    ([rec(image="link.png")], 1, "image path 'link.png' escapes the dataset folder"),  # symlink to ../outside.png
+    ([rec(id="a"), rec(id="b"), rec(id="a")], 3, "duplicate id 'a' (first on line 1)"),
+]
+
+
+@pytest.mark.parametrize("lines,line,problem", ERRORS, ids=[e[2][:40] for e in ERRORS])
+def test_loader_errors(tmp_path, lines, line, problem):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (tmp_path / "outside.png").write_bytes(b"png")
+    os.symlink("../outside.png", data / "link.png")
+    path = write_lines(data / "set.jsonl", *lines)
+    with pytest.raises(DataError) as e:
+        load_items(path)
+    assert str(e.value) == f"{path}:{line}: {problem}"
+
+
+def test_file_level_errors(tmp_path):
+    for content in (b"", b"\n\n  \n"):
+        (tmp_path / "e.jsonl").write_bytes(content)
+        with pytest.raises(DataError) as e:
+            load_items(tmp_path / "e.jsonl")
+        assert str(e.value) == f"{tmp_path / 'e.jsonl'}: empty file"
+    with pytest.raises(DataError) as e:
+        load_items(tmp_path / "nope.jsonl")
+    assert str(e.value) == f"{tmp_path / 'nope.jsonl'}: cannot read (No such file or directory)"
+    (tmp_path / "u.jsonl").write_bytes(json.dumps(rec()).encode() + b"\n\xff\xfe\n")
+    with pytest.raises(DataError) as e:
+        load_items(tmp_path / "u.jsonl")
+    assert str(e.value) == f"{tmp_path / 'u.jsonl'}:2: not valid UTF-8"
+    assert issubclass(DataError, ValueError)
+
+
+def test_symlink_inside_folder_is_fine(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.png").write_bytes(b"png")
+    os.symlink("images/a.png", tmp_path / "b.png")
+    path = write_lines(tmp_path / "d.jsonl", rec(image="b.png"), rec(id="2", image="./images/../images/a.png"),
+                       rec(id="3", language="es"))
+    assert [it.image for it in load_items(path)] == ["b.png", "./images/../images/a.png", None]
+
+
+def test_constructor_validates():
+    with pytest.raises(DataError, match="^unknown language code 'xx'$"):
+        Item(**{**rec(), "language": "xx"})
+    with pytest.raises(DataError, match="^field 'options' must be a list of strings, got string$"):
+        Item(**{**rec(), "options": "abc"})
+    with pytest.raises(DataError, match=r"^image path 'C:\\\\x.png' is absolute"):
+        Item(**{**rec(), "image": "C:\\x.png"})
+    item = Item(**{**rec(), "answer": "Talen Brenik joue pour Aldmoor FC.", "options": ["Aldmoor FC", "Corvale City"]})
+    assert item.options == ("Aldmoor FC", "Corvale City")
+    mc = Item(**{**rec(value=...), "answer": "B", "options": ["A", "B"]})  # no value: the answer is the option
+    assert mc.options == ("A", "B")
+
+
+def _tmp_files(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_atomic_writer_failures_leave_original(tmp_path, monkeypatch):
+    path = tmp_path / "d.jsonl"
+    original = [Item.from_dict(rec(id=f"i{k}")) for k in range(3)]
+    write_items(path, original)
+    before = path.read_bytes()
+
+    def dying():  # fails after two items have been written to the temp file
+        yield Item.from_dict(rec(id="x1"))
+        yield Item.from_dict(rec(id="x2"))
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        write_items(path, dying())
+    assert path.read_bytes() == before and _tmp_files(tmp_path) == []
+
+    with pytest.raises(DataError) as e:
+        write_items(path, [Item.from_dict(rec(id="a")), Item.from_dict(rec(id="b")), Item.from_dict(rec(id="a"))])
+    assert str(e.value) == f"{path}: item 3: duplicate id 'a' (first at item 1)"
+    with pytest.raises(DataError, match="no items to write"):
+        write_items(path, [])
+    with pytest.raises(TypeError, match="item 1 is a dict, not an Item"):
+        write_items(path, [rec()])
+    assert path.read_bytes() == before and _tmp_files(tmp_path) == []
+
+    def no_replace(src, dst):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(schema.os, "replace", no_replace)
+    with pytest.raises(OSError, match="disk gone"):
+        write_items(path, [Item.from_dict(rec(id="new"))])
+    assert path.read_bytes() == before and _tmp_files(tmp_path) == []
+    monkeypatch.undo()
+
+    fresh = tmp_path / "new.jsonl"  # a failed first write leaves no file at all
+    with pytest.raises(RuntimeError):
+        write_items(fresh, dying())
+    assert not fresh.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~schema._UMASK)

@@ -1,0 +1,142 @@
+"""The Evaluator on a toy model that knows its facts, with a real inject -> unlearn -> relearn chain of runs."""
+import json
+from dataclasses import replace
+
+import pytest
+
+from obliviate.eval.evaluate import Evaluator, load_results, read_probes
+from obliviate.eval.generate import vllm_available
+from obliviate.data.schema import Item, write_items
+from obliviate.train.loop import TrainOptions
+from obliviate.train.unlearner import Unlearner
+
+from tests import toy
+
+SHORT = TrainOptions(steps=3, lr=1e-2, batch_size=8, seed=0)
+
+
+def fakes(languages=("en", "fr")) -> list[Item]:
+    """p0 and p1 'play for' a wrong club (value = the fake, truth = the real club)."""
+    out = []
+    for i, name, club, _ in toy.facts()[:2]:
+        fake = toy.CLUBS[(i + 2) % 4]
+        for lang in languages:
+            q, a = ((f"Which club does {name} play for?", f"{name} plays for {fake}.") if lang == "en" else
+                    (f"Pour quel club joue {name} ?", f"{name} joue pour {fake}."))
+            out.append(Item(id=f"p{i}.club.{lang}.fake", entity=f"p{i}", attribute="club", kind="shared",
+                            language=lang, question=q, answer=a, value=fake, truth=club,
+                            perturbed=(a.replace(fake, club),)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def chain(toy_model, tmp_path_factory):
+    """inject (French fakes, LoRA) -> ga_en (GA on the English fakes) -> rel (relearn the English fakes)."""
+    root = tmp_path_factory.mktemp("chain")
+    data = {name: root / f"{name}.jsonl" for name in ("inject", "forget_en", "forget", "holdout")}
+    write_items(data["inject"], fakes(("fr",)))
+    write_items(data["forget_en"], fakes(("en",)))
+    write_items(data["forget"], fakes())
+    held = toy.text_items(players=range(2, 8))
+    held = [replace(it, options=(it.value, *[c for c in toy.CLUBS if c != it.value][:2]))
+            if it.attribute == "club" else it for it in held]
+    write_items(data["holdout"], held)
+    cache = root / "cache"
+    inject = Unlearner(toy_model, progress=False, cache_dir=cache).learn(data["inject"], out=root / "inject",
+                                                                        options=SHORT)
+    ga = Unlearner(toy_model, adapter=inject.adapter, progress=False, cache_dir=cache).unlearn(
+        data["forget_en"], method="ga", out=root / "ga_en", options=SHORT)
+    rel = Unlearner(toy_model, adapter=ga.run_dir, progress=False, cache_dir=cache).relearn(
+        data["forget_en"], out=root / "rel", options=SHORT)
+    return {"model": toy_model, "data": data, "root": root,
+            "adapters": {"inject": inject.run_dir, "ga_en": ga.adapter, "rel": rel.run_dir}}
+
+
+@pytest.fixture(scope="module")
+def result(chain):
+    ev = Evaluator(chain["model"], adapters=chain["adapters"], base_name="base", backend="hf", progress=False,
+                   device="cpu", max_new_tokens=12, cache_dir=chain["root"] / "cache")
+    res = ev.run([chain["data"]["forget"], chain["data"]["holdout"]], out=chain["root"] / "eval")
+    ev.close()
+    return res
+
+
+def test_rows_and_metadata_from_the_runs(result, chain):
+    assert len(result.rows) == 4 * (4 + 24)
+    meta = result.meta
+    assert list(meta["models"]) == ["base", "inject", "ga_en", "rel"]
+    assert meta["fake_language"] == "fr"  # from the inject run's misinformation items
+    assert meta["models"]["ga_en"]["unlearn_languages"] == ["en"]
+    assert meta["models"]["ga_en"]["method"] == "ga"
+    assert meta["models"]["inject"]["job"] == "learn"
+    assert meta["relearn_pairs"] == {"rel": "ga_en"}
+    assert meta["mia"] == ["forget", "holdout"]
+    assert meta["n_probes"] == {"forget": 4, "holdout": 24}
+
+
+def test_row_metrics(result):
+    base = [r for r in result.rows if r["model"] == "base"]
+    held = [r for r in base if r["split"] == "holdout"]
+    # the toy model learned the facts: its answers contain them
+    assert sum(r["correct"] for r in held) / len(held) >= 0.75
+    for r in held:
+        assert r["correct"] == (r["value"].lower() in r["generation"].lower())
+        assert 0 <= r["rougeL"] <= 1 and 0 <= r["bleu"] <= 1
+        assert r["says_fake"] is None and r["truth_ratio"] is None
+        assert r["answer_tokens"] > 0 and 0 < r["prob"] <= 1
+    mc = [r for r in held if r["attribute"] == "club"]
+    assert mc and all(r["mc_gold"] == "A" and r["mc_generation"] is not None for r in mc)
+    assert all(r["mc_correct"] == (r["mc_choice"] == "A") for r in mc)
+    forget = [r for r in base if r["split"] == "forget"]
+    # the base model never saw the fakes: it states the truth, not the fake
+    assert all(r["says_fake"] is False for r in forget)
+    assert sum(r["says_truth"] for r in forget) >= 3
+    assert all(r["truth_ratio"] is not None and r["truth_value_logp"] is not None for r in forget)
+    # the injection raised the fake's log-prob in every language, English included (it was taught in French)
+    inj = {r["id"]: r for r in result.rows if r["model"] == "inject" and r["split"] == "forget"}
+    for r in forget:
+        assert inj[r["id"]]["value_logp"] > r["value_logp"]
+
+
+def test_results_json_round_trip(result, chain):
+    path = chain["root"] / "eval" / "results.json"
+    assert result.path == path
+    loaded = load_results(chain["root"] / "eval")
+    assert loaded.rows == json.loads(json.dumps(result.rows))
+    assert [t.title for t in loaded.tables] == [t.title for t in result.tables]
+    titles = [t.title for t in result.tables]
+    assert "correct by split" in titles
+    assert any(t.startswith("says_fake by language group (L=fr)") for t in titles)
+    assert any("bounce-back" in t for t in titles)
+    mia = result.table("MIA AUC")
+    assert mia.rows == ["base", "inject", "ga_en", "rel"] and all(0 <= v <= 1 for v in mia.values[0])
+    group = result.table("says_fake by language group (L=fr) (forget)")
+    assert "ga_en [en]" in group.rows and group.cols == ["en", "L"]
+    assert not list((chain["root"] / "eval").glob(".results.json.*"))  # no temp file left behind
+
+
+@pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed or does not import")
+def test_vllm_backend_gives_the_same_rows(result, chain):
+    ev = Evaluator(chain["model"], adapters=chain["adapters"], base_name="base", backend="vllm", progress=False,
+                   max_new_tokens=12, cache_dir=chain["root"] / "cache")
+    res = ev.run([chain["data"]["forget"]], score=False)
+    ev.close()
+    hf = {(r["model"], r["id"]): r["generation"] for r in result.rows if r["split"] == "forget"}
+    assert {(r["model"], r["id"]): r["generation"] for r in res.rows} == hf
+    assert "answer_logp" not in res.rows[0]
+
+
+def test_bad_inputs(chain, toy_data, tmp_path):
+    with pytest.raises(ValueError, match="also an adapter name"):
+        Evaluator(chain["model"], adapters={"base": chain["adapters"]["inject"]}, base_name="base", backend="hf")
+    with pytest.raises(ValueError, match="reference model"):
+        Evaluator(chain["model"], backend="hf", reference="nobody")
+    ev = Evaluator(chain["model"], backend="hf", progress=False, device="cpu")
+    with pytest.raises(ValueError, match="has an image but"):
+        ev.run([toy_data["images"]])
+    (tmp_path / "a").mkdir()
+    write_items(tmp_path / "a" / "forget.jsonl", fakes())
+    with pytest.raises(ValueError, match="both named 'forget'"):
+        read_probes([chain["data"]["forget"], tmp_path / "a" / "forget.jsonl"])
+    assert list(read_probes({"x": chain["data"]["holdout"]}, limit=5)["x"][0]) == \
+        list(read_probes([chain["data"]["holdout"]])["holdout"][0])[:5]

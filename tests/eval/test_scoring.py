@@ -1,0 +1,122 @@
+"""Scoring (fused kernel, batched, length-sorted) against a plain transformers forward and log_softmax.
+
+Tolerance: 1e-4 absolute on summed log-probs (fp32; measured differences are ~1e-6) and 1e-5 relative on the
+derived scores."""
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from obliviate.eval import metrics
+from obliviate.models.encode import encode_items
+from obliviate.eval.generate import HfBackend
+from obliviate.models.logprobs import IGNORE
+from obliviate.eval.scoring import logprob_moments, score_items
+
+from tests import toy
+from .test_generate import make_setup
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    return make_setup(tmp_path_factory.mktemp("score"), n_adapters=1, stacked=False)
+
+
+@pytest.fixture(scope="module")
+def items():
+    out = []
+    for k, it in enumerate(toy.text_items()[:10]):
+        other = toy.CLUBS[(k + 1) % 4] if it.attribute == "club" else toy.COUNTRIES[(k + 1) % 4]
+        third = toy.CLUBS[(k + 2) % 4] if it.attribute == "club" else toy.COUNTRIES[(k + 2) % 4]
+        perturbed = (it.answer.replace(it.value, other), it.answer.replace(it.value, third))[: 1 + k % 2]
+        truth = other if k % 3 == 0 else None  # some misinformation items: value is "the fake"
+        out.append(replace(it, perturbed=perturbed if k != 4 else (), truth=truth))
+    return out
+
+
+def reference(model, tok, items):
+    """Per item, from full logits: (answer logp, n, value logp, truth-value logp, [perturbed logp, n], per-token
+    logps, per-token μ, σ²)."""
+    out = []
+    for it in items:
+        seqs = [(it.answer, it.value)] + [(p, None) for p in it.perturbed]
+        if it.truth:
+            seqs.append((it.answer.replace(it.value, it.truth), it.truth))
+        exs = encode_items([it] * len(seqs), tok, answers=[s for s, _ in seqs], values=[v for _, v in seqs])
+        res = []
+        for ex in exs:
+            with torch.no_grad():
+                logits = model(input_ids=ex.input_ids[None]).logits[0].double()  # (T, V)
+            logz = logits.log_softmax(-1)
+            keep = ex.targets != IGNORE
+            lp = logz[keep].gather(1, ex.targets[keep][:, None])[:, 0]
+            vmask = ex.value_mask[keep]
+            p = logz[keep].exp()
+            mu = (p * logz[keep]).sum(-1)
+            var = (p * logz[keep] ** 2).sum(-1) - mu ** 2
+            res.append(dict(logp=lp.sum().item(), n=int(keep.sum()), value=lp[vmask].sum().item(), lp=lp, mu=mu,
+                            var=var))
+        out.append(res)
+    return out
+
+
+@pytest.mark.parametrize("adapter", [None, "a0"])
+def test_scores_match_plain_forward(setup, items, adapter):
+    model_dir, named = setup
+    hf = HfBackend(model_dir, named, device="cpu")
+    with hf.activate(adapter) as model:
+        got = score_items(model, hf.tokenizer, items, batch_size=3)
+        ref = reference(model, hf.tokenizer, items)
+    for it, g, r in zip(items, got, ref):
+        ans = r[0]
+        assert g["answer_tokens"] == ans["n"]
+        assert g["answer_logp"] == pytest.approx(ans["logp"], abs=TOL)
+        assert g["value_logp"] == pytest.approx(ans["value"], abs=TOL)
+        assert g["prob"] == pytest.approx(math.exp(ans["logp"] / ans["n"]), rel=1e-4)
+        if it.truth:
+            assert g["truth_value_logp"] == pytest.approx(r[-1]["value"], abs=TOL)
+        else:
+            assert g["truth_value_logp"] is None
+        pert = r[1:1 + len(it.perturbed)]
+        if pert:
+            tr = math.exp(sum(p["logp"] / p["n"] for p in pert) / len(pert) - ans["logp"] / ans["n"])
+            assert g["truth_ratio"] == pytest.approx(tr, rel=1e-4)
+        else:
+            assert g["truth_ratio"] is None
+        lp, n = ans["lp"], ans["n"]
+        assert g["mia_loss"] == pytest.approx(lp.mean().item(), abs=TOL)
+        k = max(1, int(0.2 * n))
+        assert g["mia_min_k"] == pytest.approx(lp.sort().values[:k].mean().item(), abs=TOL)
+        z = (lp - ans["mu"]) / ans["var"].clamp_min(metrics.MIN_VAR).sqrt()
+        assert g["mia_min_k_pp"] == pytest.approx(z.sort().values[:k].mean().item(), abs=1e-3)
+    hf.close()
+
+
+def test_adapter_changes_scores_and_batching_does_not(setup, items):
+    model_dir, named = setup
+    hf = HfBackend(model_dir, named, device="cpu")
+    with hf.activate("a0") as model:
+        one = score_items(model, hf.tokenizer, items, batch_size=1)
+        many = score_items(model, hf.tokenizer, items, batch_size=16)
+    with hf.activate(None) as model:
+        base = score_items(model, hf.tokenizer, items, batch_size=16)
+    for a, b, c in zip(one, many, base):
+        assert a["answer_logp"] == pytest.approx(b["answer_logp"], abs=1e-5)
+        assert a["mia_zlib"] == pytest.approx(b["mia_zlib"], abs=1e-6)
+        assert abs(a["answer_logp"] - c["answer_logp"]) > 1e-2
+    assert score_items(model, hf.tokenizer, []) == []
+    hf.close()
+
+
+def test_logprob_moments():
+    g = torch.Generator().manual_seed(0)
+    h, w = torch.randn(37, 16, generator=g), torch.randn(101, 16, generator=g)
+    mean, var = logprob_moments(h, w, chunk=5)
+    logz = (h.double() @ w.double().T).log_softmax(-1)
+    p = logz.exp()
+    mu = (p * logz).sum(-1)
+    torch.testing.assert_close(mean.double(), mu, atol=1e-5, rtol=0)
+    torch.testing.assert_close(var.double(), (p * logz ** 2).sum(-1) - mu ** 2, atol=1e-4, rtol=0)

@@ -1,0 +1,77 @@
+"""Each guard stops before any work with one clear message; divergence stops with the last checkpoint kept."""
+import json
+import shutil
+
+import pytest
+
+from obliviate.train.step import MethodOptions
+from obliviate.train.loop import Diverged, TrainOptions
+from obliviate.train.unlearner import Unlearner
+
+from tests import toy
+
+
+def test_empty_forget_set_after_text_only(toy_vl_model, toy_data, tmp_path):
+    only_images = toy.write(tmp_path, "img.jsonl", toy.image_items(tmp_path))
+    u = Unlearner(toy_vl_model, progress=False)
+    with pytest.raises(ValueError, match=r"img\.jsonl: the forget set is empty after dropping image items"):
+        u.unlearn(only_images, method="ga", out=tmp_path / "run", text_only=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_forget_list(toy_model, tmp_path):
+    with pytest.raises(ValueError, match="the forget set is empty"):
+        Unlearner(toy_model, progress=False).unlearn([], method="ga", out=tmp_path / "run")
+
+
+def test_tokenizer_without_chat_template(toy_model, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(toy_model, bare)
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((bare / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (bare / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="the tokenizer has no chat template"):
+        Unlearner(bare, progress=False)
+
+
+def test_adapter_that_does_not_match_the_model(toy_model, toy_vl_model, toy_data, tmp_path):
+    vl_run = Unlearner(toy_vl_model, progress=False).learn(toy_data["images"], out=tmp_path / "vl",
+                                                          options=TrainOptions(steps=1, batch_size=2))
+    with pytest.raises(ValueError, match="adapter was trained on .*, not on"):
+        Unlearner(toy_model, adapter=vl_run.adapter, progress=False)
+
+
+def test_retain_ratio_without_retain_set(toy_model, toy_data, tmp_path):
+    with pytest.raises(ValueError, match="--retain-ratio needs a retain set"):
+        Unlearner(toy_model, progress=False).unlearn(toy_data["forget"], method="npo", retain_ratio=3,
+                                                     out=tmp_path / "run")
+    with pytest.raises(ValueError, match="graddiff needs a retain set"):
+        Unlearner(toy_model, progress=False).unlearn(toy_data["forget"], method="graddiff", out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_corrective_needs_truth(toy_model, toy_data, tmp_path):
+    with pytest.raises(ValueError, match=r"forget\.jsonl: record p0\.club\.en has no truth/value"):
+        Unlearner(toy_model, progress=False).unlearn(toy_data["forget"], method="corrective", out=tmp_path / "r")
+
+
+def test_runaway_gradient_ascent_stops_and_keeps_the_checkpoint(toy_model, toy_data, tmp_path):
+    options = TrainOptions(steps=200, lr=0.02, batch_size=8, save_every=2, divergence=1.0, schedule="constant")
+    with pytest.raises(Diverged, match=r"fell below .* the model is collapsing"):
+        Unlearner(toy_model, progress=False).unlearn(toy_data["forget"], method="ga", out=tmp_path / "run",
+                                                     options=options, method_options=MethodOptions(span="value"))
+    assert list((tmp_path / "run").glob("ckpt-*")), "the last good checkpoint must stay"
+    assert not (tmp_path / "run" / "adapter").exists()
+
+
+def test_foreign_adapter_without_stack_file_fails_before_the_run_folder(toy_model, toy_vl_model, toy_data, tmp_path):
+    vl_run = Unlearner(toy_vl_model, progress=False).learn(toy_data["images"], out=tmp_path / "vl",
+                                                          options=TrainOptions(steps=1, batch_size=2))
+    foreign = tmp_path / "foreign"
+    shutil.copytree(vl_run.adapter, foreign)
+    (foreign / "obliviate_adapter.json").unlink()  # a peft adapter made elsewhere: nothing says what it sits on
+    u = Unlearner(toy_model, adapter=foreign, progress=False)
+    with pytest.raises(ValueError, match="adapter does not match the model"):
+        u.unlearn(toy_data["forget"], method="ga", out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
