@@ -15,15 +15,13 @@ step (CUDA: max_memory_allocated over the inputs; CPU: `TensorMemory`).
 from __future__ import annotations
 
 import time
-import weakref
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from obliviate.bench import results as res
 from obliviate.kernels import linear_kl, linear_kl_reference, linear_logprob, linear_logprob_reference
+from obliviate.kernels.memory import TensorMemory
 
 # (hidden, vocabulary). Qwen2.5-0.5B/3B/7B final-norm width and vocabulary (the 7B config pads V to 152064; the
 # design's target is stated at 151936, used here for all three). "cpu" is a small shape for the CPU smoke run.
@@ -35,50 +33,6 @@ CUDA_DEFAULTS = dict(shapes=("0.5b", "3b", "7b"), sizes=(1024, 2048, 4096, 8192,
 CPU_QUICK = dict(shapes=("cpu",), sizes=(256, 1024), repeats=3, warmup=1)
 CPU_FULL = dict(shapes=("cpu",), sizes=(256, 1024, 4096), repeats=5, warmup=1)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-
-
-class TensorMemory(TorchDispatchMode):
-    """Bytes of tensor storage allocated inside the block and alive at the same time (any device, CPU included).
-
-    Every op's outputs pass through `__torch_dispatch__`; a storage not shared with an input is new and counted
-    until its storage object is freed (weakref finalizer on the storage, so views and tensors saved by autograd
-    keep it counted). `peak` is the most bytes alive at once, `largest` the biggest single allocation. Storages
-    grown in place by out= ops are not seen (the kernels here preallocate their out= targets).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.live = self.peak = self.largest = 0
-        self._alive = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {_storage_key(t) for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor):
-                key = _storage_key(t)
-                if key is not None and key not in inputs and key not in self._alive:
-                    self._add(t.untyped_storage(), key)
-        return out
-
-    def _add(self, storage, key):
-        size = storage.nbytes()
-        self._alive.add(key)
-        self.live += size
-        self.peak = max(self.peak, self.live)
-        self.largest = max(self.largest, size)
-        weakref.finalize(storage, self._free, key, size)
-
-    def _free(self, key, size):
-        self._alive.discard(key)
-        self.live -= size
-
-
-def _storage_key(t):
-    if t.is_meta or t.layout != torch.strided:
-        return None
-    storage = t.untyped_storage()
-    return (t.device, storage.data_ptr()) if storage.nbytes() else None
 
 
 def _liger_logprob():

@@ -11,7 +11,7 @@ from obliviate.models.tiny import PRESETS
 def world_texts(world: Path) -> list[str]:
     """Every text of every *.jsonl under `world` (questions, answers, truths, paraphrases, perturbed answers,
     options), plus the "I don't know" answers IdkPO teaches, so all of them tokenize into learned merges."""
-    from obliviate.train.losses import IDK_ANSWERS
+    from obliviate.data.idk import IDK_ANSWERS
     from obliviate.data.schema import load_items
 
     files = sorted(world.rglob("*.jsonl"))

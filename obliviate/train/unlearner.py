@@ -25,7 +25,7 @@ from obliviate.models import adapters
 from obliviate.train import reference as refcache
 from obliviate.models.encode import collate, encode_items
 from obliviate.models.logprobs import hidden_states
-from obliviate.train.losses import idk_answer
+from obliviate.data.idk import idk_answer
 from obliviate.models.load import load_model, load_processing
 from obliviate.train.step import (METHODS, REFERENCE_METHODS, MethodOptions, Objective, Stream,
                                          adapter_off_hidden)

@@ -8,7 +8,8 @@ import torch
 from click.testing import CliRunner
 
 from obliviate.bench import results as res
-from obliviate.bench.kernels import TensorMemory, run
+from obliviate.bench.kernels import run
+from obliviate.kernels.memory import TensorMemory
 from obliviate.cli.main import cli
 
 

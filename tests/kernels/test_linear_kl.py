@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from obliviate.bench.kernels import TensorMemory
+from obliviate.kernels.memory import TensorMemory
 from obliviate.kernels import _common, linear_kl, linear_kl_reference
 from obliviate.kernels.linear_kl import _kl_stats_kernel
 

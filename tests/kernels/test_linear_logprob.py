@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from obliviate.bench.kernels import TensorMemory
+from obliviate.kernels.memory import TensorMemory
 from obliviate.kernels import _common, linear_logprob, linear_logprob_reference
 from obliviate.kernels.linear_logprob import _logprob_stats_kernel
 
