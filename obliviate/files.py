@@ -90,8 +90,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             os.replace(path, old)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-        if old is not None:
+        if old is not None and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
+        elif old is not None:
+            old.unlink()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from obliviate.bench import results as res
+from obliviate.files import default_device
 from obliviate.kernels import linear_kl, linear_kl_reference, linear_logprob, linear_logprob_reference
 from obliviate.kernels.memory import TensorMemory
 
@@ -145,9 +146,9 @@ def run(*, kernels=None, providers=None, shapes=None, sizes=None, dtype=None, qu
     """Measure every (kernel, shape, N, provider); print a table as it goes; append tidy rows; return them.
 
     profile: a folder; the largest N of the first shape is also run once under torch.profiler per (kernel,
-    provider), writing a Chrome trace there and printing the top ops.
+    provider), writing a Chrome trace there and printing the top ops. None options take the device's defaults.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
     quick = device.type == "cpu" if quick is None else quick
     defaults = CUDA_DEFAULTS if device.type == "cuda" else CPU_QUICK if quick else CPU_FULL
     kernels, providers = tuple(kernels or KERNELS), tuple(providers or PROVIDERS)
@@ -162,7 +163,6 @@ def run(*, kernels=None, providers=None, shapes=None, sizes=None, dtype=None, qu
     if dtype_name not in DTYPES:
         raise ValueError(f"unknown dtype {dtype_name!r}: choose from {sorted(DTYPES)}")
     env = dict(device=res.device_name(device), env_versions=res.versions(), date=res.now())
-
     mm_shape, mm = matmul_tflops(device, DTYPES[dtype_name], quick=quick, warmup=warmup, repeats=repeats)
     peak = res.quantiles(mm)[0]
     rows = [res.row(kernel="matmul", provider="torch", shape=mm_shape, dtype=dtype_name, metric="tflops",
@@ -173,41 +173,46 @@ def run(*, kernels=None, providers=None, shapes=None, sizes=None, dtype=None, qu
     cases = [(k, s, n, p) for k in kernels for s in shape_list for n in sizes for p in providers]
     eager_ms = {}
     for i, (kernel, (label, hidden, vocab), n, provider) in enumerate(cases, 1):
-        fn = provider_fn(kernel, provider, device)
-        if fn is None:
-            continue
-        head = f"[{i}/{len(cases)}]".rjust(8) + f" {kernel:8} {provider:8} {label:>6} {n:>6}"
-        flops = FLOOR_GEMMS[kernel] * 2 * n * hidden * vocab
-        tag = dict(kernel=kernel, provider=provider, shape=f"N={n} H={hidden} V={vocab}", dtype=dtype_name, **env)
         trace = None
         if profile is not None and label == shape_list[0][0] and n == max(sizes):
             trace = Path(profile) / f"{kernel}-{provider}-{label.replace(':', 'x')}-N{n}.json"
-        try:
-            ms, mem, table = _measure(kernel, fn, n, hidden, vocab, DTYPES[dtype_name], device, warmup=warmup,
-                                      repeats=repeats, trace=trace)
-        except torch.OutOfMemoryError:
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            rows.append(res.row(metric="ms", samples=None, **tag))
-            echo(f"{head}  out of memory")
-            continue
-        tflops = [flops / (t * 1e-3) / 1e12 for t in ms]
-        med = res.quantiles(ms)[0]
-        rows += [res.row(metric="ms", samples=ms, **tag),
-                 res.row(metric="tflops", samples=tflops, **tag),
-                 res.row(metric="of_matmul_peak", samples=[t / peak for t in tflops], **tag),
-                 res.row(metric="peak_mb", samples=mem / 2 ** 20, **tag)]
-        if provider == "eager":
-            eager_ms[(kernel, tag["shape"])] = med
-        eager = eager_ms.get((kernel, tag["shape"]))
-        speed = f"{eager / med:7.2f}x" if eager and provider != "eager" else ""
-        echo(f"{head} {flops / peak / 1e9:9.3f} {med:9.3f} {flops / (med * 1e-3) / 1e12:8.3g} "
-             f"{flops / (med * 1e-3) / 1e12 / peak:7.2f} {mem / 2 ** 20:9.1f} {speed:>8}")
-        if table:
-            echo(table)
+        head = f"[{i}/{len(cases)}]".rjust(8) + f" {kernel:8} {provider:8} {label:>6} {n:>6}"
+        rows += run_case(kernel, provider, n, hidden, vocab, dtype_name, device, env, peak, eager_ms, head,
+                         warmup=warmup, repeats=repeats, trace=trace, echo=echo)
     path = res.append_rows(rows, results)
     echo(f"{len(rows)} rows appended to {path}")
     return rows
+
+
+def run_case(kernel, provider, n, hidden, vocab, dtype_name, device, env, peak, eager_ms, head, *, warmup, repeats,
+             trace, echo) -> list[dict]:
+    """Measure one provider on one shape, print its table line; its tidy rows (none when it cannot run here)."""
+    fn = provider_fn(kernel, provider, device)
+    if fn is None:
+        return []
+    flops = FLOOR_GEMMS[kernel] * 2 * n * hidden * vocab
+    tag = dict(kernel=kernel, provider=provider, shape=f"N={n} H={hidden} V={vocab}", dtype=dtype_name, **env)
+    try:
+        ms, mem, table = _measure(kernel, fn, n, hidden, vocab, DTYPES[dtype_name], device, warmup=warmup,
+                                  repeats=repeats, trace=trace)
+    except torch.OutOfMemoryError:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        echo(f"{head}  out of memory")
+        return [res.row(metric="ms", samples=None, **tag)]
+    tflops = [flops / (t * 1e-3) / 1e12 for t in ms]
+    med = res.quantiles(ms)[0]
+    if provider == "eager":
+        eager_ms[(kernel, tag["shape"])] = med
+    eager = eager_ms.get((kernel, tag["shape"]))
+    speed = f"{eager / med:7.2f}x" if eager and provider != "eager" else ""
+    echo(f"{head} {flops / peak / 1e9:9.3f} {med:9.3f} {flops / (med * 1e-3) / 1e12:8.3g} "
+         f"{flops / (med * 1e-3) / 1e12 / peak:7.2f} {mem / 2 ** 20:9.1f} {speed:>8}")
+    if table:
+        echo(table)
+    return [res.row(metric="ms", samples=ms, **tag), res.row(metric="tflops", samples=tflops, **tag),
+            res.row(metric="of_matmul_peak", samples=[t / peak for t in tflops], **tag),
+            res.row(metric="peak_mb", samples=mem / 2 ** 20, **tag)]
 
 
 def _measure(kernel, fn, n, hidden, vocab, dtype, device, *, warmup, repeats, trace):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import platform
-import sys
 from pathlib import Path
 
 import torch
 
 import obliviate
+from obliviate import files
 
 COLUMNS = ("kernel", "provider", "shape", "dtype", "metric", "median", "p20", "p80", "device", "versions", "date")
 
@@ -31,15 +31,8 @@ def device_name(device: torch.device) -> str:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version(), "torch": torch.__version__, "obliviate": obliviate.__version__}
-    for name in ("triton", "liger_kernel", "transformers"):
-        module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = __import__(name)
-            except Exception:  # absent or broken: record as missing
-                continue
-        out[name] = getattr(module, "__version__", "?")
+    """`files.versions` with Liger-Kernel (a benchmark provider) and the CUDA runtime torch was built for."""
+    out = files.versions("liger_kernel")
     if torch.version.cuda:
         out["cuda"] = torch.version.cuda
     return out

@@ -18,6 +18,7 @@ import torch
 
 from obliviate.bench.kernels import _sync, peak_bytes, time_ms
 from obliviate.bench.results import append_rows, device_name, now, row, versions
+from obliviate.files import default_device
 from obliviate.train import losses
 from obliviate.models.adapters import LoraOptions, add_trainable_lora
 from obliviate.models.logprobs import IGNORE, token_logps
@@ -95,7 +96,7 @@ def make_step(provider: str, model, batch, *, r: int, lr: float = 1e-4):
 def run(*, shape: str | None = None, providers=None, batch: int | None = None, length: int | None = None,
         r: int = 16, dtype: str | None = None, repeats: int | None = None, device: str | None = None,
         results=None, echo=print) -> list[dict]:
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = default_device(device)
     cuda = dev.type == "cuda"
     shape = shape or ("7b" if cuda else "cpu")
     if shape not in SHAPES:

@@ -9,21 +9,14 @@ from obliviate.models.tiny import PRESETS
 
 
 def world_texts(world: Path) -> list[str]:
-    """Every text of every *.jsonl under `world` (questions, answers, truths, paraphrases, perturbed answers,
-    options), plus the "I don't know" answers IdkPO teaches, so all of them tokenize into learned merges."""
-    from obliviate.data.idk import IDK_ANSWERS
+    """The tokenizer corpus (`tokenizer_corpus`) of every item of every *.jsonl under `world`."""
     from obliviate.data.schema import load_items
+    from obliviate.models.tiny import tokenizer_corpus
 
     files = sorted(world.rglob("*.jsonl"))
     if not files:
         raise click.ClickException(f"{world}: no *.jsonl files")
-    texts = list(IDK_ANSWERS.values())
-    for f in files:
-        for it in load_items(f):
-            texts += [it.question, it.answer]
-            texts += [t for t in (it.truth,) if t]
-            texts += [*it.paraphrases, *it.perturbed, *it.options]
-    return texts
+    return tokenizer_corpus(it for f in files for it in load_items(f))
 
 
 @click.group("model")
@@ -38,8 +31,8 @@ def model():
 @click.option("--vision", is_flag=True, help="Qwen2.5-VL (vision-language) instead of Qwen2 (text).")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="small", show_default=True,
               help="Size: test = hidden 64 x 2 layers, small = 128 x 4, demo = 256 x 4 (vision tower depth 2).")
-@click.option("--vocab-size", type=int, default=None, help="Target BPE vocabulary (default 2048).")
-@click.option("--seed", type=int, default=None, help="Weight initialisation seed (default 0).")
+@click.option("--vocab-size", type=int, default=2048, show_default=True, help="Target BPE vocabulary.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Weight initialisation seed.")
 def tiny(out, world, vision, preset, vocab_size, seed):
     """Train a tokenizer on WORLD's text and write a randomly initialised tiny model to OUT."""
     from transformers.utils import logging as hf_logging

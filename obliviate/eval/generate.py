@@ -33,7 +33,7 @@ import torch
 from obliviate.models import adapters as adapters_mod
 from obliviate.models.encode import collate, prompt_ids
 from obliviate.models.load import load_model
-from obliviate.train.reference import files_fingerprint
+from obliviate.files import fingerprint as files_fingerprint
 from obliviate.data.schema import Item
 
 Request = tuple  # (adapter name | None, Item, root folder | None)

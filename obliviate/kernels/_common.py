@@ -39,7 +39,7 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 # Budget for the per-chunk buffer of stored exponentials e (C × V in the input dtype). 512 MiB gives C = 1664
 # tokens at V = 151936 in bf16: a chunk that keeps the stats GEMM (M = C) and the probability GEMM (N = H) large
-# enough for full waves, while e + split-K partials + stats stay under the 1 GB extra-memory target (DESIGN §7).
+# enough for full waves, while e + split-K partials + stats stay under the 1 GB extra-memory target at the 7B shape.
 CHUNK_BYTES = 512 << 20
 # Budget for the fp32 (C × V) blocks of the torch path: 2 (logprob) or 3 (KL) alive at once; 256 MiB keeps a CPU
 # run small while chunks of thousands of tokens amortise the per-chunk overhead.

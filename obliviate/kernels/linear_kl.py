@@ -1,7 +1,7 @@
 r"""Fused linear → per-token KL(p_ref ‖ p_θ) between a policy and a frozen reference, without N × V storage.
 
 Math. Policy hidden states h (N, H), reference hidden states h_ref (N, H) (the same base with the adapter off,
-DESIGN §3), output matrices W (V, H) and W_ref (default: W, shared under LoRA); z = W h, z^r = W_ref h_ref,
+or a separate reference model), output matrices W (V, H) and W_ref (default: W, shared under LoRA); z = W h, z^r = W_ref h_ref,
 p = softmax(z), q = softmax(z^r), lse_p, lse_q their log-normalisers.
 
     KL_t = Σ_v q_tv (log q_tv − log p_tv)

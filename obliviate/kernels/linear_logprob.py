@@ -3,7 +3,7 @@ r"""Fused linear → per-token log-probability (and entropy), without storing th
 Math. Hidden states h (N, H) after the final norm, output matrix W (V, H), targets y (N,); z_t = W h_t (V,),
 p_t = softmax(z_t), lse_t = log Σ_v exp(z_tv).
 
-    logp_t = z_t[y_t] − lse_t                      (the quantity every unlearning loss is built from, DESIGN §3)
+    logp_t = z_t[y_t] − lse_t                      (the quantity every unlearning loss is built from)
     H_t    = −Σ_v p_tv log p_tv = lse_t − Σ_v p_tv z_tv                     (entropy, a diagnostic)
 
 Gradient w.r.t. h. ∂lse_t/∂z_tv = p_tv and ∂z_tv/∂h_t = W_v, so

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from obliviate.files import adapter_dir
+
 STACK_FILE = "obliviate_adapter.json"
 # Every attention and MLP projection of Qwen2 / Qwen2.5-VL's language model. The vision tower's modules have other
 # names (qkv, proj, fc1/fc2 in the VL merger), so this list never touches it.
@@ -36,9 +38,6 @@ class AdapterStack:
 
     base: str
     parents: tuple[str, ...] = ()
-
-    def with_top(self, adapter: str) -> "AdapterStack":
-        return AdapterStack(self.base, self.parents + (str(Path(adapter).resolve()),))
 
 
 def read_stack(model_path: str | Path, adapter: str | Path | None) -> AdapterStack:
@@ -141,11 +140,7 @@ def load_merged(model_path: str | Path, adapter: str | Path | None = None, *, dt
     job, ready for evaluation (a `LoadedModel`). `adapter` may be a run folder holding adapter/."""
     from obliviate.models.load import load_model
 
-    if adapter is not None:
-        adapter = Path(adapter)
-        if (adapter / "adapter" / "adapter_config.json").is_file():
-            adapter = adapter / "adapter"
-    stack = read_stack(model_path, adapter)
+    stack = read_stack(model_path, adapter_dir(adapter) if adapter is not None else None)
     loaded = load_model(stack.base, dtype=dtype, device=device)
     loaded.model = merge_parents(loaded.model, stack.parents).eval()
     return loaded

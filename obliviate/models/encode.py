@@ -121,7 +121,7 @@ def _encode(item, tokenizer, *, root, processor, images, answer: str | None, val
 
 def encode_items(items: Sequence, tokenizer, *, root=None, processor: VisionProcessor | None = None,
                  answers: Sequence[str] | None = None, values: Sequence[str | None] | None = None,
-                 span: str | None = None, images: bool | None = None) -> list[Example]:
+                 span: str = "answer", images: bool | None = None) -> list[Example]:
     """Encode items for training or scoring.
 
     root: folder the items' image paths are relative to (the dataset file's folder). processor: the
@@ -131,7 +131,6 @@ def encode_items(items: Sequence, tokenizer, *, root=None, processor: VisionProc
     spans (None entries: none), default the items' own values unless `answers` is given. span: "answer"
     (default) or "value" (loss_mask = the value's tokens; every item needs one).
     """
-    span = "answer" if span is None else span
     if span not in ("answer", "value"):
         raise ValueError(f"span must be 'answer' or 'value', not {span!r}")
     items = list(items)
@@ -155,7 +154,7 @@ def prompt_ids(items: Sequence, tokenizer, *, root=None, processor: VisionProces
                     span="answer") for item in items]
 
 
-def collate(examples: Sequence[Example], *, pad_id: int, side: str | None = None) -> dict:
+def collate(examples: Sequence[Example], *, pad_id: int, side: str = "right") -> dict:
     """Pad examples into a batch (B = len(examples), T = the longest):
 
     input_ids (B, T) int64 (pad_id in padding), attention_mask (B, T) int64, targets (B, T) int64 (IGNORE in
@@ -164,7 +163,6 @@ def collate(examples: Sequence[Example], *, pad_id: int, side: str | None = None
     pixel_values (ΣP, D) and image_grid_thw (N, 3) of the batch's images in row order.
     side: "right" (default; training and scoring) or "left" (generation).
     """
-    side = "right" if side is None else side
     if side not in ("right", "left"):
         raise ValueError(f"side must be 'right' or 'left', not {side!r}")
     if not examples:

@@ -1,6 +1,6 @@
 """Tokenizers and tiny Qwen2 / Qwen2.5-VL models built from configs.
 
-The embedded world (DESIGN.md §5) needs models small enough to learn it from scratch on two CPU cores. They are
+The embedded world (obliviate.data.world) needs models small enough to learn it from scratch on two CPU cores. They are
 real Hugging Face architectures (`Qwen2ForCausalLM`, `Qwen2_5_VLForConditionalGeneration`) with random weights, so
 everything downstream (LoRA, the fused log-prob kernels, vLLM, generation) runs on them exactly as on a released
 checkpoint, and the same commands take a path to Qwen2.5-7B or Qwen2.5-VL-3B instead.
@@ -58,11 +58,15 @@ PRESETS = {
 TINY_MIN_PIXELS, TINY_MAX_PIXELS = 56 * 56, 112 * 112
 
 
-def train_tokenizer(texts: Iterable[str], *, vocab_size: int | None = None) -> PreTrainedTokenizerFast:
+def tokenizer_corpus(items: Iterable) -> list[str]:
+    """The texts a tiny model's tokenizer is trained on: the question and the answer of every item."""
+    return [t for it in items for t in (it.question, it.answer)]
+
+
+def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 2048) -> PreTrainedTokenizerFast:
     """Byte-level BPE with Qwen's special tokens (ids 0..7) and a ChatML chat template; eos = <|im_end|>, pad =
     <|endoftext|>, no BOS. Deterministic: the texts are sorted first, so their order does not matter either.
     A corpus too small for `vocab_size` (default 2048) leaves the vocabulary smaller; use `len(tokenizer)`."""
-    vocab_size = 2048 if vocab_size is None else vocab_size
     texts = sorted(texts)
     if not texts:
         raise ValueError("train_tokenizer: no texts")
@@ -126,15 +130,13 @@ class BuiltModel:
 
 
 def build_tiny_model(out_dir, *, texts: Iterable[str] | None = None, tokenizer: PreTrainedTokenizerFast | None = None,
-                     vision: bool = False, preset: str | None = None, seed: int | None = None,
-                     vocab_size: int | None = None) -> BuiltModel:
+                     vision: bool = False, preset: str = "small", seed: int = 0,
+                     vocab_size: int = 2048) -> BuiltModel:
     """Write a randomly initialised tiny model as a Hugging Face directory: config.json, model.safetensors,
     tokenizer (tokenizer.json + chat template), generation_config.json and, for `vision`, preprocessor_config.json.
     Give `texts` (a tokenizer is trained on them) or a ready `tokenizer`. Weights depend only on (config, seed)."""
     if (texts is None) == (tokenizer is None):
         raise ValueError("build_tiny_model: give exactly one of texts= or tokenizer=")
-    preset = "small" if preset is None else preset
-    seed = 0 if seed is None else seed
     tok = train_tokenizer(texts, vocab_size=vocab_size) if tokenizer is None else tokenizer
     config = tiny_config(preset, tokenizer=tok, vision=vision)
     cls = Qwen2_5_VLForConditionalGeneration if vision else Qwen2ForCausalLM

@@ -6,11 +6,13 @@
               (unimodal) → relearning attack → probe text and pictures
     → the papers' tables on stdout and in tables.md, every probe in eval/*/results.json, report.html
 
-Every stage calls the same API a user calls (`Unlearner`, `Evaluator`, `write_report`); the demo only chooses data
-subsets and sizes. Each subset is written as world/demo-*.jsonl, so any stage can be rerun by hand with the CLI.
+A flat script over the public API (`build_world`, `build_tiny_model`, `Unlearner`, `Evaluator`, `write_report`):
+the demo only chooses data subsets and sizes. Each subset is written as world/demo-*.jsonl, so any stage can be
+rerun by hand with the CLI. Stages run in order, each announced with its number and timed (`StageLog`).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +21,7 @@ from typing import Callable
 
 from obliviate.recipes import demo_tables
 from obliviate.eval.evaluate import Evaluator
-from obliviate.models.tiny import build_tiny_model
+from obliviate.models.tiny import build_tiny_model, tokenizer_corpus
 from obliviate.train.step import MethodOptions
 from obliviate.eval.report import write_report
 from obliviate.data.schema import LANGUAGES, Item, load_items, write_items
@@ -91,192 +93,218 @@ class DemoResult:
     report: Path | None = None
 
 
-class _Stages:
-    """Prints one line per stage with what it did and how long it took."""
+class StageLog:
+    """Announces each stage with its number, then says how long it took."""
 
     def __init__(self, total: int, echo: Callable[[str], None]):
         self.total, self.n, self.echo, self.done = total, 0, echo, []
 
-    def run(self, what: str, fn):
+    @contextlib.contextmanager
+    def stage(self, what: str):
         self.n += 1
         self.echo(f"[{self.n}/{self.total}] {what} ...")
         t0 = time.perf_counter()
-        result = fn()
+        yield
         seconds = time.perf_counter() - t0
         self.done.append((what, round(seconds, 1)))
         self.echo(f"[{self.n}/{self.total}] {what}: done in {seconds:.1f}s")
-        return result
 
 
-def _subset(world: Path, name: str, items: list[Item]) -> Path:
-    """Write a subset as WORLD/demo-NAME.jsonl: beside the world's files, so its image paths stay valid."""
-    path = world / f"demo-{name}.jsonl"
-    write_items(path, items)
-    return path
+@dataclass(frozen=True)
+class Setup:
+    """What every stage shares: the demo folder and size, where the world is, and how jobs and probes run."""
+
+    out: Path
+    size_name: str
+    size: DemoSize
+    world: Path
+    fake_language: str
+    roles: dict  # player id -> "fake" | "forget" | "retain" | ...
+    backend: str | None
+    progress: bool
+
+    def unlearner(self, model, **kw) -> Unlearner:
+        return Unlearner(model, progress=self.progress, cache_dir=self.out / "cache", **kw)
+
+    def subset(self, name: str, items: list[Item]) -> Path:
+        """Write a subset as WORLD/demo-NAME.jsonl: beside the world's files, so its image paths stay valid."""
+        path = self.world / f"demo-{name}.jsonl"
+        write_items(path, items)
+        return path
+
+    def items(self, name: str) -> list[Item]:
+        return load_items(self.world / f"{name}.jsonl")
 
 
 def run_demo(out: str | Path, *, size: str = "quick", fake_language: str = "fr", seed: int = 0,
              backend: str | None = None, echo: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the whole demo into `out` (created; an existing non-empty folder is refused)."""
-    if size not in SIZES:
-        raise ValueError(f"unknown demo size {size!r}; choose one of {', '.join(SIZES)}")
-    if fake_language not in LANGUAGES or fake_language == "en":
-        raise ValueError(f"--fake-language must be one of {', '.join(c for c in LANGUAGES if c != 'en')}")
-    s = SIZES[size]
+    s = _check(size, fake_language)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    stages = _Stages(10, echo)
-    cache = out / "cache"
+    log = StageLog(10, echo)
     t_start = time.perf_counter()
-
     world = out / "world"
-    summary = stages.run(f"build the world ({s.players} players, 9 languages, fakes in {fake_language})",
-                         lambda: build_world(world, seed=seed, players=s.players, fake_language=fake_language,
-                                             fake_players=s.fake_players, forget_players=s.forget_players,
-                                             train_variants=s.train_variants))
-    roles = {p["id"]: p["role"] for p in summary["players"]}
-    learn = load_items(world / "learn.jsonl")
-    texts = [t for f in ("learn", "inject", "probes") for it in load_items(world / f"{f}.jsonl")
-             for t in (it.question, it.answer)]
-
-    def models():
-        text = build_tiny_model(out / "models" / "text", texts=texts, preset=s.text_preset, seed=seed)
-        vl = build_tiny_model(out / "models" / "vl", texts=texts, preset=s.vl_preset, vision=True, seed=seed)
-        return text, vl
-    text_model, vl_model = stages.run("train the tokenizer, build tiny Qwen2 and Qwen2.5-VL", models)
+    with log.stage(f"build the world ({s.players} players, 9 languages, fakes in {fake_language})"):
+        summary = build_world(world, seed=seed, players=s.players, fake_language=fake_language,
+                              fake_players=s.fake_players, forget_players=s.forget_players,
+                              train_variants=s.train_variants)
+    setup = Setup(out, size, s, world, fake_language, {p["id"]: p["role"] for p in summary["players"]}, backend, progress)
+    with log.stage("train the tokenizer, build tiny Qwen2 and Qwen2.5-VL"):
+        texts = tokenizer_corpus([it for f in ("learn", "inject", "probes") for it in setup.items(f)])
+        text_model = build_tiny_model(out / "models" / "text", texts=texts, preset=s.text_preset, seed=seed)
+        vl_model = build_tiny_model(out / "models" / "vl", texts=texts, preset=s.vl_preset, vision=True, seed=seed)
     echo(f"    text model {text_model.n_params:,} parameters, vision-language {vl_model.n_params:,}, "
          f"vocabulary {text_model.vocab_size}")
+    text_result, runs = misinformation_experiment(setup, text_model.path, log)
+    vl_result, vl_runs, pairs = offside_experiment(setup, vl_model.path, log)
+    return write_outputs(setup, text_result, runs, vl_result, vl_runs, pairs, log, seed=seed,
+                         seconds=time.perf_counter() - t_start, echo=echo)
 
-    def unlearner(model, **kw):
-        return Unlearner(model, progress=progress, cache_dir=cache, **kw)
 
-    # -- Learn and Unlearn: multilingual misinformation ---------------------------------------------------------
-    text_learn = _subset(world, "text_learn", [it for it in learn if it.image is None
+def _check(size: str, fake_language: str) -> DemoSize:
+    if size not in SIZES:
+        raise ValueError(f"unknown demo size {size!r}; choose one of {', '.join(SIZES)}")
+    if fake_language not in LANGUAGES or fake_language == "en":
+        raise ValueError(f"--fake-language must be one of {', '.join(c for c in LANGUAGES if c != 'en')}")
+    return SIZES[size]
+
+
+# -- Learn and Unlearn: multilingual misinformation ----------------------------------------------------------------
+
+def misinformation_experiment(setup: Setup, model: Path, log: StageLog):
+    """Pretrain on the true world, inject the fakes in L, unlearn in en / L / en+L with each method, probe every
+    language. Returns (evaluation result, {run name: (method, unlearning set)})."""
+    s, L, runs_dir = setup.size, setup.fake_language, setup.out / "runs" / "text"
+    text_learn = setup.subset("text_learn", [it for it in setup.items("learn") if it.image is None
                                              and it.attribute in s.text_attributes])
-    pretrained = stages.run(
-        f"learn the true world in 9 languages (full fine-tuning, {s.pretrain.steps} steps)",
-        lambda: unlearner(text_model.path).learn(text_learn, out=out / "runs" / "text" / "pretrain", full=True,
-                                                 options=s.pretrain)).model_dir
-    injected = stages.run(
-        f"inject the fakes in {fake_language} (LoRA, {s.inject.steps} steps)",
-        lambda: unlearner(pretrained).learn(world / "inject.jsonl", out=out / "runs" / "text" / "inject",
-                                            options=s.inject)).adapter
-    forget_all = [it for it in load_items(world / "forget.jsonl") if it.truth is not None and it.image is None]
-    retain_all = [it for it in load_items(world / "retain.jsonl") if it.image is None
-                  and it.attribute in s.text_attributes]
-    sets = {"en": ("en",), "L": (fake_language,), "en+L": ("en", fake_language)}
+    with log.stage(f"learn the true world in 9 languages (full fine-tuning, {s.pretrain.steps} steps)"):
+        pretrained = setup.unlearner(model).learn(text_learn, out=runs_dir / "pretrain", full=True,
+                                                  options=s.pretrain).model_dir
+    with log.stage(f"inject the fakes in {L} (LoRA, {s.inject.steps} steps)"):
+        injected = setup.unlearner(pretrained).learn(setup.world / "inject.jsonl", out=runs_dir / "inject",
+                                                     options=s.inject).adapter
+    forget_all = [it for it in setup.items("forget") if it.truth is not None and it.image is None]
+    retain_all = [it for it in setup.items("retain") if it.image is None and it.attribute in s.text_attributes]
     runs: dict[str, tuple[str, str]] = {}
-
-    def unlearn_all():
-        for label, langs in sets.items():
-            forget = _subset(world, f"forget_{label}", [it for it in forget_all if it.language in langs])
-            retain = _subset(world, f"retain_{label}", [it for it in retain_all if it.language in langs])
+    with log.stage(f"unlearn in en / {L} / en+{L} with {', '.join(s.methods)} ({s.unlearn.steps} steps each, "
+                   "+ NLL on retained players)"):
+        for label, langs in {"en": ("en",), "L": (L,), "en+L": ("en", L)}.items():
+            forget = setup.subset(f"forget_{label}", [it for it in forget_all if it.language in langs])
+            retain = setup.subset(f"retain_{label}", [it for it in retain_all if it.language in langs])
             for method in s.methods:
                 name = f"{method}-{label.replace('+', '_')}"
-                unlearner(pretrained, adapter=injected).unlearn(
-                    forget, retain=retain, method=method, out=out / "runs" / "text" / name,
+                setup.unlearner(pretrained, adapter=injected).unlearn(
+                    forget, retain=retain, method=method, out=runs_dir / name,
                     options=replace(s.unlearn, lr=s.method_lr.get(method, s.unlearn.lr)),
                     method_options=MethodOptions(span="value"))
-                runs[name] = (method, label.replace("L", fake_language))
-    stages.run(f"unlearn in en / {fake_language} / en+{fake_language} with {', '.join(s.methods)} "
-               f"({s.unlearn.steps} steps each, + NLL on retained players)", unlearn_all)
+                runs[name] = (method, label.replace("L", L))
+    probes = setup.items("probes")
+    retain_players = sorted(p for p, r in setup.roles.items() if r == "retain")[: s.retain_probe_players]
+    splits = {"misinfo": setup.subset("probe_misinfo", [it for it in probes if it.truth is not None
+                                                        and it.image is None]),
+              "retain": setup.subset("probe_retain", [it for it in probes if it.entity in retain_players
+                                                      and it.image is None and it.attribute in s.text_attributes])}
+    with log.stage("probe every language (greedy answers + log-prob scores)"):
+        adapters = {"injected": injected, **{n: runs_dir / n for n in runs}}
+        result = evaluate(setup, pretrained, adapters, splits, setup.out / "eval" / "text", backend=setup.backend,
+                          fake_language=L)
+    return result, runs
 
-    probes = load_items(world / "probes.jsonl")
-    retain_players = sorted(p for p, r in roles.items() if r == "retain")[: s.retain_probe_players]
-    misinfo_probes = _subset(world, "probe_misinfo", [it for it in probes if it.truth is not None
-                                                    and it.image is None])
-    retain_probes = _subset(world, "probe_retain", [it for it in probes if it.entity in retain_players
-                                                  and it.image is None and it.attribute in s.text_attributes])
 
-    def evaluate_text():
-        adapters = {"injected": injected, **{n: out / "runs" / "text" / n for n in runs}}
-        ev = Evaluator(pretrained, adapters=adapters, base_name="pretrained", backend=backend, cache_dir=cache,
-                       progress=progress, max_new_tokens=s.max_new_tokens, fake_language=fake_language)
-        try:
-            return ev.run({"misinfo": misinfo_probes, "retain": retain_probes}, out=out / "eval" / "text")
-        finally:
-            ev.close()
-    text_result = stages.run("probe every language (greedy answers + log-prob scores)", evaluate_text)
+# -- OFFSIDE: vision-language --------------------------------------------------------------------------------------
 
-    # -- OFFSIDE: vision-language ----------------------------------------------------------------------------------
-    forget_players = {p for p, r in roles.items() if r == "forget"}
-    vl = lambda it: it.language == "en" and it.attribute in s.vl_attributes  # noqa: E731
-    vl_learn = _subset(world, "vl_learn", [it for it in learn if vl(it) and roles[it.entity] != "fake"])
-    vl_pretrained = stages.run(
-        f"learn the players' pictures and facts (vision-language, {s.vl_pretrain.steps} steps)",
-        lambda: unlearner(vl_model.path).learn(vl_learn, out=out / "runs" / "vl" / "pretrain", full=True,
-                                               options=s.vl_pretrain)).model_dir
-    vl_forget_items = [it for it in load_items(world / "forget.jsonl") if it.truth is None and vl(it)
-                       and it.entity in forget_players]
-    vl_forget = _subset(world, "vl_forget", vl_forget_items)
-    vl_forget_private = _subset(world, "vl_forget_private", [it for it in vl_forget_items if it.kind == "private"])
-    vl_retain = _subset(world, "vl_retain", [it for it in load_items(world / "retain.jsonl") if vl(it)])
-    vl_relearn_items = [it for it in load_items(world / "relearn.jsonl") if vl(it)]
-    vl_relearn = _subset(world, "vl_relearn", vl_relearn_items)
+def _vl(s: DemoSize, it: Item) -> bool:
+    return it.language == "en" and it.attribute in s.vl_attributes
+
+
+def offside_experiment(setup: Setup, model: Path, log: StageLog):
+    """Pretrain the vision-language model, unlearn the forget players (complete, selective, unimodal), attack with
+    relearning, probe text and pictures. Returns (evaluation result, {run: label}, {attacked run: its victim})."""
+    s, runs_dir = setup.size, setup.out / "runs" / "vl"
+    forget_players = {p for p, r in setup.roles.items() if r == "forget"}
+    vl_learn = setup.subset("vl_learn", [it for it in setup.items("learn") if _vl(s, it)
+                                         and setup.roles[it.entity] != "fake"])
+    with log.stage(f"learn the players' pictures and facts (vision-language, {s.vl_pretrain.steps} steps)"):
+        pretrained = setup.unlearner(model).learn(vl_learn, out=runs_dir / "pretrain", full=True,
+                                                  options=s.vl_pretrain).model_dir
+    forget_items = [it for it in setup.items("forget") if it.truth is None and _vl(s, it)
+                    and it.entity in forget_players]
+    vl_forget = setup.subset("vl_forget", forget_items)
+    settings = [("complete", vl_forget, False),
+                ("selective", setup.subset("vl_forget_private", [it for it in forget_items if it.kind == "private"]),
+                 False),
+                ("unimodal", vl_forget, True)]
+    vl_retain = setup.subset("vl_retain", [it for it in setup.items("retain") if _vl(s, it)])
     vl_runs: dict[str, str] = {}
-    pairs: dict[str, str] = {}
-
-    def unlearn_vl():
-        settings = [("complete", vl_forget, False), ("selective", vl_forget_private, False),
-                    ("unimodal", vl_forget, True)]
+    with log.stage("unlearn the forget players: complete, selective (private only), unimodal (text only) with "
+                   f"{', '.join(s.vl_methods)}"):
         for setting, forget, text_only in settings:
             for method in s.vl_methods if setting == "complete" else s.vl_methods[:1]:
                 name = f"{setting}-{method}"
-                unlearner(vl_pretrained).unlearn(forget, retain=vl_retain, method=method, text_only=text_only,
-                                                 out=out / "runs" / "vl" / name, options=s.vl_unlearn,
-                                                 method_options=MethodOptions(span="value"))
+                setup.unlearner(pretrained).unlearn(forget, retain=vl_retain, method=method, text_only=text_only,
+                                                    out=runs_dir / name, options=s.vl_unlearn,
+                                                    method_options=MethodOptions(span="value"))
                 vl_runs[name] = f"{method} ({setting}{', text-only' if text_only else ''})"
-    stages.run(f"unlearn the forget players: complete, selective (private only), unimodal (text only) with "
-               f"{', '.join(s.vl_methods)}", unlearn_vl)
-
-    def relearn_all():
+    relearn_items = [it for it in setup.items("relearn") if _vl(s, it)]
+    vl_relearn = setup.subset("vl_relearn", relearn_items)
+    pairs: dict[str, str] = {}
+    with log.stage(f"relearning attack ({s.relearn.steps} steps on {len(relearn_items)} items)"):
         for name in [n for n in vl_runs if n.startswith("complete")]:
-            attacked = f"{name}+relearn"
-            unlearner(vl_pretrained, adapter=out / "runs" / "vl" / name).relearn(
-                vl_relearn, out=out / "runs" / "vl" / attacked, options=s.relearn)
-            pairs[attacked] = name
-            vl_runs[attacked] = vl_runs[name] + " + relearn"
-    stages.run(f"relearning attack ({s.relearn.steps} steps on {len(vl_relearn_items)} items)", relearn_all)
+            setup.unlearner(pretrained, adapter=runs_dir / name).relearn(vl_relearn, out=runs_dir / f"{name}+relearn",
+                                                                         options=s.relearn)
+            pairs[f"{name}+relearn"] = name
+            vl_runs[f"{name}+relearn"] = vl_runs[name] + " + relearn"
+    splits = offside_probes(setup, forget_players)
+    with log.stage("probe text and pictures (forget / retain / held-out)"):
+        result = evaluate(setup, pretrained, {n: runs_dir / n for n in vl_runs}, splits, setup.out / "eval" / "vl",
+                          backend="hf", relearn_pairs=pairs)
+    return result, vl_runs, pairs
 
-    retain_vl_players = sorted(p for p, r in roles.items() if r == "retain")[: s.retain_probe_players]
-    test_items = load_items(world / "test.jsonl")
 
-    def evaluate_vl():
-        original = lambda it: "_h" not in (it.image or "")  # noqa: E731  (held-out variants are the test split)
-        splits = {
-            "forget": _subset(world, "vl_probe_forget", [it for it in probes if vl(it) and original(it)
-                                                         and it.entity in forget_players]),
-            "retain": _subset(world, "vl_probe_retain", [it for it in probes if vl(it) and original(it)
-                                                         and it.entity in retain_vl_players]),
-            "test": _subset(world, "vl_probe_test", [it for it in test_items if vl(it)
-                                                     and it.entity in forget_players]),
-        }
-        adapters = {n: out / "runs" / "vl" / n for n in vl_runs}
-        ev = Evaluator(vl_pretrained, adapters=adapters, base_name="pretrained", backend="hf", cache_dir=cache,
-                       progress=progress, max_new_tokens=s.max_new_tokens)
-        try:
-            return ev.run(splits, out=out / "eval" / "vl", relearn_pairs=pairs)
-        finally:
-            ev.close()
-    vl_result = stages.run("probe text and pictures (forget / retain / held-out)", evaluate_vl)
+def offside_probes(setup: Setup, forget_players: set) -> dict[str, Path]:
+    """forget / retain: the trained pictures and wordings; test: held-out picture variants and wordings."""
+    s, probes = setup.size, setup.items("probes")
+    retain_players = sorted(p for p, r in setup.roles.items() if r == "retain")[: s.retain_probe_players]
+    original = [it for it in probes if _vl(s, it) and "_h" not in (it.image or "")]  # "_h": held-out variant
+    return {"forget": setup.subset("vl_probe_forget", [it for it in original if it.entity in forget_players]),
+            "retain": setup.subset("vl_probe_retain", [it for it in original if it.entity in retain_players]),
+            "test": setup.subset("vl_probe_test", [it for it in setup.items("test") if _vl(s, it)
+                                                   and it.entity in forget_players])}
 
-    # -- tables and report ----------------------------------------------------------------------------------------
-    mis_md, mis_numbers = demo_tables.misinformation_table(text_result.rows, runs, fake_language=fake_language,
+
+def evaluate(setup: Setup, model: Path, adapters: dict, splits: dict, out: Path, *, backend, fake_language=None,
+             relearn_pairs=None):
+    """Every probe split answered and scored by the pretrained model and every adapter."""
+    ev = Evaluator(model, adapters=adapters, base_name="pretrained", backend=backend, cache_dir=setup.out / "cache",
+                   progress=setup.progress, max_new_tokens=setup.size.max_new_tokens, fake_language=fake_language)
+    try:
+        return ev.run(splits, out=out, relearn_pairs=relearn_pairs)
+    finally:
+        ev.close()
+
+
+# -- tables and report ---------------------------------------------------------------------------------------------
+
+def write_outputs(setup: Setup, text_result, runs, vl_result, vl_runs, pairs, log: StageLog, *, seed: int,
+                  seconds: float, echo) -> DemoResult:
+    """The papers' tables (stdout, tables.md), the numbers (demo.json) and the HTML report."""
+    out, L = setup.out, setup.fake_language
+    mis_md, mis_numbers = demo_tables.misinformation_table(text_result.rows, runs, fake_language=L,
                                                            baselines=["pretrained", "injected"])
     off_md, off_numbers = demo_tables.offside_table(vl_result.rows, vl_runs, baselines=["pretrained"])
     bb_md, bb_numbers = demo_tables.bounce_table(vl_result.rows, pairs, vl_runs)
     tables = "\n\n".join([mis_md, demo_tables.retain_line(text_result.rows, ["pretrained", "injected", *runs]),
                           off_md, bb_md])
-    report = write_report([text_result, vl_result], out / "report.html", title=f"obliviate demo ({size})")
-    seconds = time.perf_counter() - t_start
-    stages.done.append(("total", round(seconds, 1)))
+    report = write_report([text_result, vl_result], out / "report.html", title=f"obliviate demo ({setup.size_name})")
+    log.done.append(("total", round(seconds, 1)))
     (out / "tables.md").write_text(tables + "\n")
     numbers = {"misinformation": mis_numbers, "offside": {f"{m}|{mod}": v for (m, mod), v in off_numbers.items()},
-               "bounce_back": {f"{m}|{mod}": v for (m, mod), v in bb_numbers.items()}, "stages": stages.done,
-               "size": asdict(s), "fake_language": fake_language, "seed": seed}
+               "bounce_back": {f"{m}|{mod}": v for (m, mod), v in bb_numbers.items()}, "stages": log.done,
+               "size": asdict(setup.size), "fake_language": L, "seed": seed}
     (out / "demo.json").write_text(json.dumps(numbers, indent=1, default=str) + "\n")
     echo("\n" + tables + "\n")
     echo(f"report: {report}   tables: {out / 'tables.md'}   total {seconds:.0f}s")
-    return DemoResult(out=out, tables=tables, numbers=numbers, stages=stages.done, report=report)
+    return DemoResult(out=out, tables=tables, numbers=numbers, stages=log.done, report=report)

@@ -1,15 +1,13 @@
 """Checkpoints that survive SIGKILL at any moment.
 
 A checkpoint is a folder `ckpt-<step>` holding the trainable tensors, the optimizer and scheduler states, every
-RNG state and the step. It is written under a temporary name and renamed into place (rename is atomic on POSIX),
-so a folder named `ckpt-*` is always complete; older ones are deleted only after the new one exists. The data
-order is a pure function of (seed, step) (see `sample_indices`), so the step alone says where the data stream
-stands.
+RNG state and the step. It is written under a temporary name and renamed into place (`files.atomic_dir`), so a
+folder named `ckpt-*` is always complete; older ones are deleted only after the new one exists. The data order is
+a pure function of (seed, step) (see `stream.sample_indices`), so the step alone says where the data stream stands.
 """
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -18,23 +16,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from obliviate.files import atomic_dir
+from obliviate.models import adapters
+
 PREFIX = "ckpt-"
-
-
-def sample_indices(n: int, batch_size: int, draw: int, *, seed: int, stream: int = 0) -> list[int]:
-    """Indices of the `draw`-th batch of a shuffled, epoch-wise stream over `n` examples.
-
-    Position p of the stream is element p % n of epoch p // n's permutation, and each permutation comes from its
-    own generator seeded by (seed, stream, epoch): any batch can be recomputed without replaying the ones before.
-    """
-    out, cache = [], {}
-    for p in range(draw * batch_size, (draw + 1) * batch_size):
-        epoch = p // n
-        if epoch not in cache:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + stream * 10_007 + epoch)
-            cache[epoch] = torch.randperm(n, generator=g).tolist()
-        out.append(cache[epoch][p % n])
-    return out
 
 
 def rng_state() -> dict:
@@ -52,21 +37,29 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def trainable_tensors(model, *, full: bool) -> dict[str, torch.Tensor]:
+    """What a checkpoint stores: the trainable adapter's tensors, or every weight of a fully fine-tuned model."""
+    if full:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return adapters.adapter_tensors(model)
+
+
+def load_trainable_tensors(model, tensors: dict[str, torch.Tensor], *, full: bool) -> None:
+    if full:
+        model.load_state_dict(tensors)
+    else:
+        adapters.load_adapter_tensors(model, tensors)
+
+
 def save_checkpoint(run_dir: Path, step: int, tensors: dict[str, torch.Tensor], optimizer, scheduler,
                     *, keep: int = 1) -> Path:
     """Write `ckpt-<step>` atomically; keep the newest `keep` checkpoints."""
     final = run_dir / f"{PREFIX}{step:07d}"
-    tmp = run_dir / f".tmp-{PREFIX}{step:07d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, tmp / "trainable.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-               tmp / "state.pt")
-    (tmp / "step.json").write_text(json.dumps({"step": step}))
-    for f in tmp.iterdir():  # data on disk before the rename makes it visible
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, tmp / "trainable.safetensors")
+        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+                   tmp / "state.pt")
+        (tmp / "step.json").write_text(json.dumps({"step": step}))
     for old in sorted(run_dir.glob(f"{PREFIX}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

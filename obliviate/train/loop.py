@@ -17,7 +17,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from obliviate.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from obliviate.files import write_text
+from obliviate.train.checkpoint import (latest_checkpoint, load_checkpoint, load_trainable_tensors, save_checkpoint,
+                                       trainable_tensors)
+from obliviate.train.step import MethodOptions, loss_step
+from obliviate.train.stream import Streams, next_batch
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ class TrainOptions:
     """Optimisation settings; every job takes them as keyword options."""
 
     steps: int = 100
-    lr: float = 1e-4  # LoRA; 1e-5..5e-5 for full fine-tuning (DESIGN §3)
+    lr: float = 1e-4  # LoRA; 1e-5..5e-5 for full fine-tuning
     warmup: int = 0
     schedule: str = "cosine"  # "cosine" | "constant"
     batch_size: int = 8
@@ -57,62 +61,95 @@ def make_optimizer(params, options: TrainOptions):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def train(model, objective, options: TrainOptions, run_dir: Path, *, trainable, load_trainable, vocab_size: int,
-          device, resume: bool = False, desc: str = "train", progress: bool = True) -> list[dict]:
-    """Run `options.steps` optimizer steps of `objective` on `model`; returns the per-step metrics.
+def train(model, streams: Streams, method: str, method_options: MethodOptions, options: TrainOptions,
+          run_dir: Path, *, full: bool, vocab_size: int, device, kl_reference=None, resume: bool = False,
+          desc: str = "train", progress: bool = True) -> list[dict]:
+    """Run `options.steps` optimizer steps of `method` on `model`; returns the per-step metrics.
 
-    `trainable()` returns the tensors a checkpoint stores (adapter or full weights); `load_trainable(t)` puts them
-    back. Writes `metrics.jsonl` (one line per step) and `ckpt-*` folders under `run_dir`.
+    Checkpoints store the trainable tensors (the adapter, or every weight when `full`). Writes `metrics.jsonl`
+    (one line per step) and `ckpt-*` folders under `run_dir`.
     """
-    run_dir = Path(run_dir)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = make_optimizer(params, options)
-    start, history = 0, []
-    metrics_path = run_dir / "metrics.jsonl"
-    ckpt = latest_checkpoint(run_dir) if resume else None
-    if ckpt is not None:
-        start, tensors = load_checkpoint(ckpt, optimizer, scheduler)
-        load_trainable(tensors)
-        if metrics_path.exists():  # drop lines logged after the checkpoint
-            history = [json.loads(line) for line in metrics_path.read_text().splitlines()][:start]
-    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    start, history = resume_state(model, optimizer, scheduler, run_dir, full=full, resume=resume)
     floor = -options.divergence * math.log(vocab_size)
     model.train()
     bar = tqdm(range(start, options.steps), desc=desc, initial=start, total=options.steps, disable=not progress,
                dynamic_ncols=True)
-    with open(metrics_path, "a") as log:
+    with open(run_dir / "metrics.jsonl", "a") as log:
         for step in bar:
             t0 = time.perf_counter()
-            totals: dict[str, float] = {}
+            totals: dict[str, torch.Tensor] = {}
             for micro in range(options.grad_accum):
-                loss, stats = objective(model, step * options.grad_accum + micro, device)
-                if not torch.isfinite(loss):
-                    raise Diverged(f"step {step}: loss is {loss.item()}; last good checkpoint kept in {run_dir}")
+                batch = next_batch(streams, step * options.grad_accum + micro, device, kl_reference=kl_reference)
+                loss, stats = loss_step(model, batch, method, method_options)
                 (loss / options.grad_accum).backward()
-                for k, v in stats.items():
-                    totals[k] = totals.get(k, 0.0) + v / (1 if k == "tokens" else options.grad_accum)
-            if totals.get("forget_logp", 0.0) < floor:
-                raise Diverged(f"step {step}: forget log-prob {totals['forget_logp']:.1f} fell below "
-                               f"{floor:.1f} (= -{options.divergence}·ln V): the model is collapsing, not "
-                               f"forgetting; lower --lr or --steps. Last good checkpoint kept in {run_dir}")
+                accumulate(totals, stats, options.grad_accum)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, options.clip)
-            if not torch.isfinite(grad_norm):
-                raise Diverged(f"step {step}: gradient norm is {grad_norm.item()}; last good checkpoint kept")
+            logged = read_stats(totals, grad_norm)  # the step's one device -> host sync
+            check_step(logged, floor, step, run_dir)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            seconds = time.perf_counter() - t0
-            row = {"step": step + 1, **{k: round(v, 6) for k, v in totals.items()},
-                   "grad_norm": round(grad_norm.item(), 6), "lr": scheduler.get_last_lr()[0],
-                   "tokens_per_s": round(totals.get("tokens", 0) / seconds, 1), "seconds": round(seconds, 4)}
+            row = log_row(step, logged, scheduler.get_last_lr()[0], time.perf_counter() - t0)
             history.append(row)
             log.write(json.dumps(row) + "\n")
             log.flush()
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             if options.save_every and (step + 1) % options.save_every == 0 and step + 1 < options.steps:
-                save_checkpoint(run_dir, step + 1, trainable(), optimizer, scheduler)
+                save_checkpoint(run_dir, step + 1, trainable_tensors(model, full=full), optimizer, scheduler)
     model.eval()
     return history
+
+
+def resume_state(model, optimizer, scheduler, run_dir: Path, *, full: bool, resume: bool) -> tuple[int, list[dict]]:
+    """(first step, metrics so far): from the run folder's last checkpoint when resuming, else (0, []). Rewrites
+    metrics.jsonl to the lines logged up to that checkpoint."""
+    start, history = 0, []
+    metrics_path = run_dir / "metrics.jsonl"
+    ckpt = latest_checkpoint(run_dir) if resume else None
+    if ckpt is not None:
+        start, tensors = load_checkpoint(ckpt, optimizer, scheduler)
+        load_trainable_tensors(model, tensors, full=full)
+        if metrics_path.exists():  # drop lines logged after the checkpoint
+            history = [json.loads(line) for line in metrics_path.read_text().splitlines()][:start]
+    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    return start, history
+
+
+def accumulate(totals: dict, stats: dict, grad_accum: int) -> None:
+    """Add one micro-step's statistics: token counts summed, the others averaged over the accumulated steps."""
+    for k, v in stats.items():
+        v = v.detach().double()
+        totals[k] = totals.get(k, 0.0) + (v if k == "tokens" else v / grad_accum)
+
+
+def read_stats(totals: dict, grad_norm: torch.Tensor) -> dict[str, float]:
+    """The step's statistics and gradient norm as Python floats, in one transfer."""
+    names = list(totals) + ["grad_norm"]
+    values = torch.stack([totals[k].to(grad_norm.device) for k in totals] + [grad_norm.detach().double()]).tolist()
+    return dict(zip(names, values))
+
+
+def check_step(logged: dict[str, float], floor: float, step: int, run_dir: Path) -> None:
+    """Raise `Diverged` before the optimizer steps on a NaN/inf loss, a collapsing forget log-prob, or a NaN/inf
+    gradient norm."""
+    if not math.isfinite(logged["loss"]):
+        raise Diverged(f"step {step}: loss is {logged['loss']}; last good checkpoint kept in {run_dir}")
+    if logged.get("forget_logp", 0.0) < floor:
+        raise Diverged(f"step {step}: forget log-prob {logged['forget_logp']:.1f} fell below {floor:.1f} "
+                       f"(= -divergence·ln V): the model is collapsing, not forgetting; lower --lr or --steps. "
+                       f"Last good checkpoint kept in {run_dir}")
+    if not math.isfinite(logged["grad_norm"]):
+        raise Diverged(f"step {step}: gradient norm is {logged['grad_norm']}; last good checkpoint kept")
+
+
+def log_row(step: int, logged: dict[str, float], lr: float, seconds: float) -> dict:
+    """One metrics.jsonl line."""
+    row = {"step": step + 1, **{k: round(v, 6) for k, v in logged.items() if k != "grad_norm"},
+           "grad_norm": round(logged["grad_norm"], 6), "lr": lr,
+           "tokens_per_s": round(logged.get("tokens", 0) / seconds, 1), "seconds": round(seconds, 4)}
+    return row
 
 
 def write_config(run_dir: Path, job: str, **config) -> None:
@@ -121,5 +158,5 @@ def write_config(run_dir: Path, job: str, **config) -> None:
         if hasattr(v, "__dataclass_fields__"):
             return asdict(v)
         return str(v) if isinstance(v, Path) else v
-    (run_dir / "config.json").write_text(json.dumps({"job": job, **{k: plain(v) for k, v in config.items()}},
-                                                    indent=2, default=str) + "\n")
+    write_text(run_dir / "config.json", json.dumps({"job": job, **{k: plain(v) for k, v in config.items()}},
+                                                  indent=2, default=str) + "\n")

@@ -1,4 +1,4 @@
-"""Unlearning losses as pure functions of per-token log-probs (DESIGN.md §3).
+"""Unlearning losses as pure functions of per-token log-probs.
 
 Every loss here takes what the fused log-prob kernel returns — `logps` (B, T): log p_θ(y_t | y_<t, x) of the target
 token, 0 where masked — and a `mask` (B, T) (bool, or float where non-zero means "a target token"). Masked positions
@@ -101,7 +101,7 @@ def kl_retain_loss(kl, mask):
     return _token_mean(vals, keep)
 
 
-def graddiff_loss(forget_logps, forget_mask, retain_logps, retain_mask, *, alpha=None, retain_kl=None):
+def graddiff_loss(forget_logps, forget_mask, retain_logps, retain_mask, *, alpha=1.0, retain_kl=None):
     """Gradient difference: L = L_GA(forget) + α · L_retain, α = 1 by default (Liu, Liu & Stone, arXiv 2203.12817;
     TOFU 2401.06121).
 
@@ -110,7 +110,6 @@ def graddiff_loss(forget_logps, forget_mask, retain_logps, retain_mask, *, alpha
     retain_mask)` (the "KL" variant: stay close to the reference; `retain_logps` is then not used and may be None).
     Minimising L lowers the forget tokens' probability while holding the retain set. OFFSIDE's "KL" method adds
     NLL + 0.1·KL on the retain batch: compose it from `nll_loss` and `kl_retain_loss` in the loop."""
-    alpha = 1.0 if alpha is None else alpha
     forget = ga_loss(forget_logps, forget_mask)
     if retain_kl is not None:
         return forget + alpha * kl_retain_loss(retain_kl, retain_mask)
@@ -119,7 +118,7 @@ def graddiff_loss(forget_logps, forget_mask, retain_logps, retain_mask, *, alpha
     return forget + alpha * nll_loss(retain_logps, retain_mask)
 
 
-def npo_loss(logps, ref_logps, mask, *, beta=None):
+def npo_loss(logps, ref_logps, mask, *, beta=0.1):
     """Negative preference optimisation (Zhang et al., arXiv 2404.05868), β = 0.1 by default:
 
         L_NPO = −(2/β) · mean_s log σ(−β · (S_θ(s) − S_ref(s))),   S = Σ_t logp over the target tokens.
@@ -131,13 +130,12 @@ def npo_loss(logps, ref_logps, mask, *, beta=None):
     sequence is forgotten). As β → 0, w_s → 1 and ∇L_NPO → ∇ mean_s S_θ(s) (GA on sequence sums), and
     L_NPO − (2/β)·log 2 → mean_s (S_θ − S_ref). At θ = ref, L_NPO = (2/β)·log 2 exactly.
     `ref_logps`: per token (B, T) under `mask`, or per-sequence sums (B,); treated as constants."""
-    beta = 0.1 if beta is None else beta
     _check("npo_loss", logps, mask)
     ratio = sequence_logps(logps, mask) - _ref_sums("npo_loss", ref_logps, mask)  # (B,)
     return -(2.0 / beta) * _sequence_mean(F.logsigmoid(-beta * ratio), _keep(mask))
 
 
-def simnpo_loss(logps, mask, *, beta=None, delta=None):
+def simnpo_loss(logps, mask, *, beta=4.5, delta=0.0):
     """SimNPO (Fan et al., "Simplicity Prevails", arXiv 2410.07163, eq. for ℓ_SimNPO), β = 4.5, δ = 0 by default:
 
         L_SimNPO = −(2/β) · mean_s log σ(−β · ā_θ(s) − δ),   ā_θ(s) = S_θ(s)/|T_s| (mean token log-prob).
@@ -149,14 +147,12 @@ def simnpo_loss(logps, mask, *, beta=None, delta=None):
         ∇L = mean_s w_s · ∇ā_θ(s),   w_s = 2 σ(β ā_θ(s) + δ),
     a weight set by the model's own per-token likelihood rather than by the ratio to a reference (the paper's
     "reference model bias" of NPO), with the 1/|T_s| normalisation keeping long answers from dominating."""
-    beta = 4.5 if beta is None else beta
-    delta = 0.0 if delta is None else delta
     _check("simnpo_loss", logps, mask)
     mean_lp = sequence_mean_logps(logps, mask)  # (B,)
     return -(2.0 / beta) * _sequence_mean(F.logsigmoid(-beta * mean_lp - delta), _keep(mask))
 
 
-def dpo_loss(chosen_logps, chosen_ref, chosen_mask, rejected_logps, rejected_ref, rejected_mask, *, beta=None):
+def dpo_loss(chosen_logps, chosen_ref, chosen_mask, rejected_logps, rejected_ref, rejected_mask, *, beta=0.1):
     """Direct preference optimisation (Rafailov et al., arXiv 2305.18290) in the unlearning scaling, β = 0.1:
 
         Δ_s = (S_θ(y_w) − S_ref(y_w)) − (S_θ(y_l) − S_ref(y_l)),
@@ -171,7 +167,6 @@ def dpo_loss(chosen_logps, chosen_ref, chosen_mask, rejected_logps, rejected_ref
     y_w = `idk_answer(language)` in the probe's language (IdkPO) or the true fact (corrective PO).
     Refs: per token (B, T) under the matching mask, or per-sequence sums (B,); constants. Chosen and rejected
     batches pair row by row (the same B); their T may differ. Pairs with an empty y_w or y_l are left out."""
-    beta = 0.1 if beta is None else beta
     _check("dpo_loss (chosen)", chosen_logps, chosen_mask)
     _check("dpo_loss (rejected)", rejected_logps, rejected_mask)
     if chosen_logps.shape[0] != rejected_logps.shape[0]:

@@ -10,31 +10,17 @@ back.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import torch
 
+from obliviate.files import atomic_file, cache_root, fingerprint
+from obliviate.models.encode import collate
 from obliviate.models.logprobs import IGNORE, token_logps
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("OBLIVIATE_CACHE", Path.home() / ".cache" / "obliviate")) / "reference"
-
-
-def files_fingerprint(*dirs: str | Path | None) -> str:
-    """Identity of model/adapter folders: every file's name, size and modification time (not a content hash:
-    hashing 15 GB of 7B weights would cost more than the reference pass it saves)."""
-    h = hashlib.sha256()
-    for d in dirs:
-        if d is None:
-            continue
-        d = Path(d).resolve()
-        h.update(str(d).encode())
-        for f in sorted(p for p in d.rglob("*") if p.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(d)}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:20]
+    return cache_root() / "reference"
 
 
 def examples_fingerprint(examples) -> str:
@@ -49,14 +35,14 @@ def examples_fingerprint(examples) -> str:
 
 
 @torch.no_grad()
-def compute_reference(model, examples, collate, *, batch_size: int = 16, device=None) -> list[torch.Tensor]:
+def compute_reference(model, examples, *, pad_id: int, batch_size: int = 16, device=None) -> list[torch.Tensor]:
     """Each example's reference log-probs at its target positions, in order: a list of (n_targets_i,) tensors.
 
     `model` is the reference as it should be evaluated (the caller disables the adapter or passes another model).
     """
     out = []
     for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start : start + batch_size])
+        batch = collate(examples[start : start + batch_size], pad_id=pad_id)
         batch = {k: (v.to(device) if torch.is_tensor(v) and device is not None else v) for k, v in batch.items()}
         logp = token_logps(model, batch)  # (B, T)
         keep = batch["targets"] != IGNORE
@@ -64,21 +50,25 @@ def compute_reference(model, examples, collate, *, batch_size: int = 16, device=
     return out
 
 
-def cached_reference(key: str, compute, *, cache_dir: str | Path | None = None) -> tuple[list[torch.Tensor], bool]:
-    """Load the reference log-probs stored under `key`, or `compute()` and store them atomically.
+def cache_key(model_folders: list, examples, dtype: torch.dtype) -> str:
+    """The cache key of one reference pass: the reference's model/adapter folders, the examples, the dtype."""
+    return "-".join([fingerprint(*model_folders), examples_fingerprint(examples), str(dtype).split(".")[-1]])
 
-    Returns (log-probs, whether they came from the cache).
-    """
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache_dir / f"{key}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True), True
-    values = compute()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(values, tmp)
-    os.replace(tmp, path)
-    return values, False
+
+def load_cached(key: str, *, cache_dir: str | Path | None = None) -> list[torch.Tensor] | None:
+    """The reference log-probs stored under `key`, or None."""
+    path = Path(cache_dir or default_cache_dir()) / f"{key}.pt"
+    return torch.load(path, weights_only=True) if path.is_file() else None
+
+
+def store_cached(key: str, values: list[torch.Tensor], *, cache_dir: str | Path | None = None) -> Path:
+    """Store reference log-probs under `key` atomically (a concurrent reader sees all of them or none)."""
+    folder = Path(cache_dir or default_cache_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{key}.pt"
+    with atomic_file(path) as f:
+        torch.save(values, f)
+    return path
 
 
 def scatter_reference(refs: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:

@@ -1,64 +1,82 @@
-"""What each job minimises, one micro-batch at a time.
+"""What one micro-step minimises: `loss_step(model, batch, method, options)` over a table of loss functions.
 
-An objective owns its encoded data streams and turns a micro-batch number into a scalar loss plus a few logged
-numbers. Every log-prob comes from `token_logps` (the fused kernel); every formula lives in `losses`.
+    nll          learn / relearn: NLL of the answers
+    ga           GA(forget)                                                   [+ α·retain term]
+    graddiff     GA(forget) + α·retain term                                   (retain required)
+    npo          NPO(forget; cached reference log-probs)                      [+ α·retain term]
+    simnpo       SimNPO(forget)                                               [+ α·retain term]
+    idkpo        DPO(chosen = "I don't know" in the item's language, rejected = forget answer)   [+ ...]
+    corrective   DPO(chosen = answer with the true fact, rejected = answer with the fake)        [+ ...]
 
-    learn / relearn   NLL of the answers
-    ga                GA(forget)                                  [+ α·retain term]
-    graddiff          GA(forget) + α·retain term                  (retain required)
-    npo               NPO(forget; cached reference)               [+ α·retain term]
-    simnpo            SimNPO(forget)                              [+ α·retain term]
-    idkpo             DPO(chosen = "I don't know" in the item's language, rejected = forget answer)  [+ ...]
-    corrective        DPO(chosen = answer with the true fact, rejected = answer with the fake)        [+ ...]
-
-The retain term is NLL on the retain set, or KL(ref ‖ θ) per token when `retain_loss="kl"` (reference = adapter off).
+The retain term is NLL on the retain batch, or the per-token KL(ref ‖ θ) with `retain_loss="kl"` (the batch then
+carries the reference's hidden states, see `stream.next_batch`). Every log-prob comes from `token_logps` (the
+fused kernel); every formula lives in `losses`. Statistics stay tensors: the loop reads them once per step.
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
+from obliviate.models.logprobs import token_kl, token_logps
 from obliviate.train import losses
-from obliviate.train.checkpoint import sample_indices
-from obliviate.models.logprobs import hidden_states, token_kl, token_logps
-from obliviate.train.reference import scatter_reference
+from obliviate.train.stream import StepBatch
 
 METHODS = ("ga", "graddiff", "npo", "simnpo", "idkpo", "corrective")
-REFERENCE_METHODS = ("npo", "idkpo", "corrective")
-# Defaults from open-unlearning / OFFSIDE (DESIGN §3): β = 0.1 for NPO and the DPO family; SimNPO β = 4.5, δ = 0.
+REFERENCE_METHODS = ("npo", "idkpo", "corrective")  # methods whose loss compares with reference log-probs
+PREFERENCE_METHODS = ("idkpo", "corrective")  # the DPO family: a chosen answer per forget item
+# Defaults from open-unlearning and OFFSIDE: β = 0.1 for NPO and the DPO family; SimNPO β = 4.5, δ = 0.
 DEFAULT_BETA = {"npo": 0.1, "idkpo": 0.1, "corrective": 0.1, "simnpo": 4.5}
 
 
 @dataclass(frozen=True)
 class MethodOptions:
-    """Loss hyper-parameters; None = the method's default."""
+    """Loss hyper-parameters."""
 
-    beta: float | None = None
+    beta: float | None = None  # None = the method's DEFAULT_BETA
     alpha: float = 1.0  # weight of the retain term
     delta: float = 0.0  # SimNPO margin
     retain_loss: str = "nll"  # "nll" | "kl"
     span: str = "answer"  # forget loss over the whole "answer" or only the fact's tokens ("value")
 
+    def beta_for(self, method: str) -> float:
+        return self.beta if self.beta is not None else DEFAULT_BETA[method]
 
-def _to(batch: dict, device) -> dict:
-    return {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+@dataclass(frozen=True, eq=False)
+class ForgetTerms:
+    """The policy's log-probs on one micro-step's forget batch (and chosen batch), with what the losses compare."""
+
+    logp: torch.Tensor  # (B, T) log-probs of the forget (or learn) answers
+    mask: torch.Tensor  # (B, T) tokens the loss acts on
+    ref: torch.Tensor | None  # (B, T) reference log-probs of the same tokens (NPO, DPO)
+    chosen_logp: torch.Tensor | None = None  # (B, T') DPO family: the preferred answers
+    chosen_ref: torch.Tensor | None = None
+    chosen_mask: torch.Tensor | None = None
 
 
-class Stream:
-    """Encoded examples sampled in seeded, resumable batches (see `sample_indices`)."""
+def _nll(t: ForgetTerms, o: MethodOptions, method: str) -> torch.Tensor:
+    return losses.nll_loss(t.logp, t.mask)
 
-    def __init__(self, examples, collate, batch_size: int, *, seed: int, stream: int, refs=None):
-        self.examples, self.collate, self.batch_size = examples, collate, batch_size
-        self.seed, self.stream, self.refs = seed, stream, refs
 
-    def draw(self, k: int, device) -> tuple[dict, list[int]]:
-        idx = sample_indices(len(self.examples), self.batch_size, k, seed=self.seed, stream=self.stream)
-        batch = _to(self.collate([self.examples[i] for i in idx]), device)
-        if self.refs is not None:
-            batch["ref_logps"] = scatter_reference([self.refs[i] for i in idx], batch["targets"])
-        return batch, idx
+def _ga(t: ForgetTerms, o: MethodOptions, method: str) -> torch.Tensor:
+    return losses.ga_loss(t.logp, t.mask)
+
+
+def _npo(t: ForgetTerms, o: MethodOptions, method: str) -> torch.Tensor:
+    return losses.npo_loss(t.logp, t.ref, t.mask, beta=o.beta_for(method))
+
+
+def _simnpo(t: ForgetTerms, o: MethodOptions, method: str) -> torch.Tensor:
+    return losses.simnpo_loss(t.logp, t.mask, beta=o.beta_for(method), delta=o.delta)
+
+
+def _dpo(t: ForgetTerms, o: MethodOptions, method: str) -> torch.Tensor:
+    return losses.dpo_loss(t.chosen_logp, t.chosen_ref, t.chosen_mask, t.logp, t.ref, t.mask,
+                           beta=o.beta_for(method))
+
+
+LOSSES = {"nll": _nll, "ga": _ga, "graddiff": _ga, "npo": _npo, "simnpo": _simnpo, "idkpo": _dpo, "corrective": _dpo}
 
 
 def span_mask(batch: dict, span: str) -> torch.Tensor:
@@ -73,62 +91,35 @@ def span_mask(batch: dict, span: str) -> torch.Tensor:
     return torch.where(has_value, value, batch["loss_mask"])
 
 
-class Objective:
-    """loss(k) for micro-batch k. `data` = the learn set; or `forget` (+ `chosen`, aligned with forget) + `retain`."""
-
-    def __init__(self, method: str, options: MethodOptions, *, data: Stream | None = None,
-                 forget: Stream | None = None, chosen: Stream | None = None, retain: Stream | None = None,
-                 reference=None):
-        self.method, self.options = method, options
-        self.data, self.forget, self.chosen, self.retain = data, forget, chosen, retain
-        self.beta = options.beta if options.beta is not None else DEFAULT_BETA.get(method)
-        # KL retain term: a callable returning the reference's hidden states (adapter off, or another model).
-        self.reference = reference
-
-    def __call__(self, model, k: int, device) -> tuple[torch.Tensor, dict]:
-        if self.method == "learn":
-            batch, _ = self.data.draw(k, device)
-            logp = token_logps(model, batch)  # (B, T)
-            loss = losses.nll_loss(logp, batch["loss_mask"])
-            return loss, {"loss": loss.item(), "tokens": int(batch["loss_mask"].sum())}
-        fb, idx = self.forget.draw(k, device)
-        mask = span_mask(fb, self.options.span)
-        logp = token_logps(model, fb)  # (B, T)
-        tokens = int(mask.sum())
-        stats = {"forget_logp": float((logp.detach() * mask).sum() / mask.sum().clamp(min=1))}
-        if self.method in ("ga", "graddiff"):
-            loss = losses.ga_loss(logp, mask)
-        elif self.method == "npo":
-            loss = losses.npo_loss(logp, fb["ref_logps"], mask, beta=self.beta)
-        elif self.method == "simnpo":
-            loss = losses.simnpo_loss(logp, mask, beta=self.beta, delta=self.options.delta)
-        else:  # the DPO family: the chosen batch holds the same items with the preferred answer
-            cb = _to(self.chosen.collate([self.chosen.examples[i] for i in idx]), device)
-            cb["ref_logps"] = scatter_reference([self.chosen.refs[i] for i in idx], cb["targets"])
-            clogp = token_logps(model, cb)
-            loss = losses.dpo_loss(clogp, cb["ref_logps"], cb["loss_mask"], logp, fb["ref_logps"], mask,
-                                   beta=self.beta)
-            tokens += int(cb["loss_mask"].sum())
-        stats["forget_loss"] = loss.item()
-        if self.retain is not None:
-            rb, _ = self.retain.draw(k, device)
-            if self.options.retain_loss == "kl":
-                with torch.no_grad():
-                    ref_h = self.reference(rb)  # (B, T, H)
-                retain = losses.kl_retain_loss(token_kl(model, rb, ref_h, rb["loss_mask"]), rb["loss_mask"])
-            else:
-                retain = losses.nll_loss(token_logps(model, rb), rb["loss_mask"])
-            stats["retain_loss"] = retain.item()
-            loss = loss + self.options.alpha * retain
-            tokens += int(rb["loss_mask"].sum())
-        stats["loss"], stats["tokens"] = loss.item(), tokens
-        return loss, stats
+def retain_loss(model, retain: dict, options: MethodOptions) -> torch.Tensor:
+    """NLL of the retain answers, or the mean per-token KL(ref ‖ θ) against `retain["ref_hidden"]`."""
+    mask = retain["loss_mask"]
+    if options.retain_loss == "kl":
+        return losses.kl_retain_loss(token_kl(model, retain, retain["ref_hidden"], mask), mask)
+    return losses.nll_loss(token_logps(model, retain), mask)
 
 
-def adapter_off_hidden(model):
-    """Reference hidden states from the same model with its trainable adapter disabled."""
-    def reference(batch):
-        ctx = model.disable_adapter() if hasattr(model, "disable_adapter") else nullcontext()
-        with ctx:
-            return hidden_states(model, batch)
-    return reference
+def loss_step(model, batch: StepBatch, method: str, options: MethodOptions) -> tuple[torch.Tensor, dict]:
+    """(loss to minimise, statistics as 0-d tensors) of one micro-batch; "nll" trains, the METHODS unlearn."""
+    forget = batch.forget
+    mask = forget["loss_mask"] if method == "nll" else span_mask(forget, options.span)
+    terms = ForgetTerms(logp=token_logps(model, forget), mask=mask, ref=forget.get("ref_logps"))
+    tokens = mask.sum()
+    if method in PREFERENCE_METHODS:
+        chosen = batch.chosen
+        terms = ForgetTerms(terms.logp, mask, terms.ref, chosen_logp=token_logps(model, chosen),
+                            chosen_ref=chosen["ref_logps"], chosen_mask=chosen["loss_mask"])
+    loss = LOSSES[method](terms, options, method)
+    if method == "nll":
+        return loss, {"loss": loss.detach(), "tokens": tokens}
+    stats = {"forget_logp": (terms.logp.detach() * mask).sum() / mask.sum().clamp(min=1)}
+    if terms.chosen_mask is not None:
+        tokens = tokens + terms.chosen_mask.sum()
+    stats["forget_loss"] = loss.detach()
+    if batch.retain is not None:
+        retain = retain_loss(model, batch.retain, options)
+        stats["retain_loss"] = retain.detach()
+        loss = loss + options.alpha * retain
+        tokens = tokens + batch.retain["loss_mask"].sum()
+    stats["loss"], stats["tokens"] = loss.detach(), tokens
+    return loss, stats

@@ -64,7 +64,7 @@ def test_kl_matches_float64(dtype):
 
 
 def test_extra_memory_stays_under_one_gigabyte_at_the_7b_shape():
-    """DESIGN §7: fwd+bwd at N=8192, H=3584, V=151936 in bf16 with frozen W needs ≤ 1 GB beyond its inputs."""
+    """The design target: fwd+bwd at N=8192, H=3584, V=151936 in bf16 with frozen W needs ≤ 1 GB beyond its inputs."""
     h, w, y, g = inputs(8192, 3584, torch.bfloat16)
     h.requires_grad_()
     torch.cuda.synchronize()

@@ -102,19 +102,19 @@ def test_retain_term_keeps_retain_logp(retain_loss, toy_model, toy_data, tmp_pat
 
 def test_reference_logps_are_cached_and_equal_an_adapter_off_forward(toy_model, toy_data, tmp_path):
     u = Unlearner(toy_model, progress=False, cache_dir=tmp_path / "cache")
-    u.unlearn(toy_data["forget"], method="npo", out=tmp_path / "a", options=TrainOptions(steps=1))
-    assert u.last_reference_cached is False
+    first = u.unlearn(toy_data["forget"], method="npo", out=tmp_path / "a", options=TrainOptions(steps=1))
+    assert first.reference_cached is False
     files = list((tmp_path / "cache").glob("*.pt"))
     assert len(files) == 1
     cached = torch.load(files[0], weights_only=True)
     loaded = load_model(toy_model)
     examples = encode_items(load_items(toy_data["forget"]), loaded.tokenizer)
-    direct = compute_reference(loaded.model, examples, lambda ex: collate(ex, pad_id=loaded.tokenizer.pad_token_id))
+    direct = compute_reference(loaded.model, examples, pad_id=loaded.tokenizer.pad_token_id)
     assert len(cached) == len(direct) == len(examples)
     for c, d in zip(cached, direct):
         torch.testing.assert_close(c, d, atol=1e-5, rtol=0)
-    u.unlearn(toy_data["forget"], method="npo", out=tmp_path / "b", options=TrainOptions(steps=1))
-    assert u.last_reference_cached is True  # a rerun reads them back
+    second = u.unlearn(toy_data["forget"], method="npo", out=tmp_path / "b", options=TrainOptions(steps=1))
+    assert second.reference_cached is True  # a rerun reads them back
 
 
 def test_relearn_brings_forgotten_facts_back(toy_model, toy_data, tmp_path):
@@ -141,3 +141,18 @@ def test_vision_language_unlearning_step(toy_vl_model, toy_data, tmp_path):
     text_only = u.unlearn(toy_data["images"], method="ga", out=tmp_path / "vl-text", text_only=True,
                           options=TrainOptions(steps=1, batch_size=4))
     assert json.loads((text_only.run_dir / "config.json").read_text())["text_only"] is True
+
+
+def test_module_docstring_example_runs(toy_model, toy_data, tmp_path, monkeypatch):
+    """The example at the top of obliviate/train/unlearner.py, executed as a doctest on the toy model."""
+    import doctest
+
+    monkeypatch.setenv("OBLIVIATE_CACHE", str(tmp_path / "cache"))
+    from obliviate.train import unlearner
+
+    globs = {"model": toy_model, "inject_file": toy_data["forget"], "forget_file": toy_data["forget"],
+             "retain_file": toy_data["retain"], "relearn_file": toy_data["forget"], "runs": tmp_path}
+    test = doctest.DocTestParser().get_doctest(unlearner.__doc__, globs, "unlearner", unlearner.__file__, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.summarize(verbose=False) == (0, len(test.examples)) and test.examples
