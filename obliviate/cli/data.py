@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from obliviate.data.schema import DataError, load_items
+from obliviate.data import DataError, load_items
 
 
 @click.group("data")

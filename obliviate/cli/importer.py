@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from obliviate.data.importers import FORMATS, import_dataset, options_of
-from obliviate.data.schema import DataError
+from obliviate.data import DataError
 
 
 @click.command("import")

@@ -1,4 +1,4 @@
-"""The data model: one question-answer item per JSONL line (DESIGN.md §4), its strict loader and its atomic writer.
+"""The data model: one question-answer item per JSONL line, its strict loader and its atomic writer.
 
 A line holds one JSON object with exactly these keys (written in this order by `write_items`):
 
@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, NamedTuple
+
+from obliviate.files import atomic_file
 
 
 class Language(NamedTuple):
@@ -234,42 +234,8 @@ def _check_image(image: str, root: Path) -> None:
         raise DataError(f"image {image!r} is not a file")
 
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-@contextmanager
-def atomic_file(path: str | Path) -> Iterator:
-    """Open a binary file that appears at `path` only once the block ends without error: written to a temp file
-    in the same folder, flushed, fsync'ed and os.replace'd over `path` (atomic on POSIX). On any error the temp
-    file is removed and an existing `path` is left untouched."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not every file system allows fsync on a folder
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def write_items(path: str | Path, items: Iterable[Item]) -> int:
-    """Write items as JSONL atomically (see `atomic_file`); returns how many. Refuses duplicate ids and an empty
+    """Write items as JSONL atomically (`files.atomic_file`); returns how many. Refuses duplicate ids and an empty
     list (the loader would reject either), leaving any existing file untouched."""
     first: dict[str, int] = {}
     n = 0

@@ -1,4 +1,4 @@
-"""`obliviate data check` and `obliviate world build`: help, output and exit codes."""
+"""`obliviate data check`, `obliviate world build` and `obliviate import`: help, output and exit codes."""
 import json
 import sys
 from pathlib import Path
@@ -7,7 +7,11 @@ import pytest
 from click.testing import CliRunner
 
 from obliviate.cli.data import data
+from obliviate.cli.importer import import_cmd
 from obliviate.cli.world import world
+from obliviate.data.importers import FORMATS
+from obliviate.data.schema import load_items
+from tests.data.importers import FIX
 
 
 def run(group, *args):
@@ -26,6 +30,8 @@ def good_line(i: int) -> str:
     (world, ["--help"], ["build"]),
     (world, ["build", "--help"], ["--seed", "--players", "--languages", "--fake-language", "--fake-players",
                                   "--force"]),
+    (import_cmd, ["--help"], [*FORMATS, "--image-root", "--players-from", "--first-author", "--language",
+                              "--progress"]),
 ])
 def test_help(group, args, words):
     r = run(group, *args)
@@ -67,13 +73,31 @@ def test_world_build(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_import(tmp_path):
+    out = tmp_path / "o" / "mc.jsonl"
+    r = run(import_cmd, "offside-mc", FIX / "offside" / "mc.json", out)
+    assert r.exit_code == 0 and r.output == f"wrote 5 items (2 entities, 2 images) to {out}\n", r.output
+    assert len(load_items(out)) == 5
+    out = tmp_path / "tofu.jsonl"
+    r = run(import_cmd, "tofu", FIX / "tofu" / "forget01_perturbed.json", out, "--first-author", 0)
+    assert r.exit_code == 0 and r.output == f"wrote 22 items (2 entities) to {out}\n"
+    assert load_items(out)[-1].entity == "tofu_author_001"
+    r = run(import_cmd, "tofu", FIX / "news" / "news.json", tmp_path / "x.jsonl")
+    assert r.exit_code == 1 and f"Error: {FIX / 'news' / 'news.json'}: record 1: missing 'question'" in r.output
+    r = run(import_cmd, "news", FIX / "news" / "news.json", tmp_path / "x.jsonl", "--first-author", 3)
+    assert r.exit_code == 2 and "--first-author does not apply to format news" in r.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_registered_in_main():
-    """main.py registers both groups. Importing it loads torch (seconds), so the import itself is checked only when
-    torch is loaded already (the full suite); alone, the registration lines are checked in the source."""
+    """main.py registers the three commands. Importing it loads torch (seconds), so the import itself is checked only
+    when torch is loaded already (the full suite); alone, the registration lines are checked in the source."""
     if "torch" in sys.modules:
         from obliviate.cli.main import cli
         assert cli.commands["data"] is data and cli.commands["world"] is world
+        assert cli.commands["import"] is import_cmd
     src = (Path(__file__).parents[2] / "obliviate" / "cli" / "main.py").read_text()
     for line in ("from obliviate.cli.data import data", "from obliviate.cli.world import world",
-                 "cli.add_command(data)", "cli.add_command(world)"):
+                 "from obliviate.cli.importer import import_cmd", "cli.add_command(data)", "cli.add_command(world)",
+                 'cli.add_command(import_cmd, name="import")'):
         assert line in src.splitlines()

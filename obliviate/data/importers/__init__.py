@@ -1,23 +1,22 @@
-"""Importers: public unlearning datasets -> obliviate JSONL (the item schema of DESIGN.md §4, `schema.Item`).
+"""Importers: public unlearning datasets -> obliviate JSONL (one `schema.Item` a line).
 
     fmt          source                                                     module
-    offside      OFFSIDE generation sets: chat `messages` + `images`        importers_offside
+    offside      OFFSIDE generation sets: chat `messages` + `images`        offside
     offside-mc   OFFSIDE multiple-choice sets: Question/Options/Correct_Answer/images
-    tofu         TOFU question/answer (+ paraphrased/perturbed) files       importers_tofu
+    tofu         TOFU question/answer (+ paraphrased/perturbed) files       tofu
     news         Learn and Unlearn's news-truthful set (real/fake news, fake_keyword, sft_qas, probes)
-                                                                            importers_news
+                                                                            news
 
 Each module's docstring gives its source layout, where the facts about it came from, and how fields map.
 A source file may be a JSON array or JSON Lines. Bad input stops the import with one `DataError` naming the
 source file and record ("src.json: record 7: missing 'Question'", or "src.jsonl:12: ..." for JSON Lines); the
 output is written only after every record converted, atomically (`schema.write_items`), and loads with
-`schema.load_items`. Images are copied beside the output, under images/.
+`schema.load_items`. Images are copied beside the output, under images/, each atomically (`files.atomic_file`).
 """
 from __future__ import annotations
 
 import filecmp
 import inspect
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from obliviate.data.importers.news import convert_news
 from obliviate.data.importers.offside import convert_offside, convert_offside_mc
 from obliviate.data.importers.tofu import convert_tofu
 from obliviate.data.schema import write_items
+from obliviate.files import atomic_file
 
 Converter = Callable[..., Imported]
 FORMATS: dict[str, Converter] = {
@@ -85,8 +85,7 @@ def import_dataset(fmt: str, src: str | Path, out: str | Path, *, progress: bool
         if dest.is_file() and filecmp.cmp(dest, source, shallow=False):
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.tmp")  # a half-copied image never sits under its real name
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, dest)
+        with open(source, "rb") as original, atomic_file(dest) as copy:
+            shutil.copyfileobj(original, copy)
     write_items(out, imported.items)
     return imported

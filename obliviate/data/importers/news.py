@@ -99,9 +99,9 @@ def _pairs(rec: Record) -> list[tuple[str, str]]:
     return pairs
 
 
-def convert_news(records: list[Record], *, language: str | None = None, track: Track = same) -> Imported:
+def convert_news(records: list[Record], *, language: str = "en", track: Track = same) -> Imported:
     """Learn and Unlearn news records -> items (see the module docstring)."""
-    default = _BY_NAME.get((language or "en").lower(), (language or "en").lower())
+    default = _BY_NAME.get(language.lower(), language.lower())
     if default not in KNOWN_LANGUAGES:
         raise ValueError(f"unknown language {language!r}")
     out = Imported()

@@ -1,27 +1,14 @@
-"""The embedded world: determinism, splits, counts, native scripts, fakes, pictures."""
+"""The world's build (obliviate.data.world.build): its spec, determinism, splits, counts, fakes and probes."""
 import json
-import unicodedata
 from collections import Counter
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from obliviate.data.schema import LANGUAGES, load_items
-from obliviate.data.world.build import (FAKEABLE, IMAGE_ATTRIBUTES, PRIVATE, SHARED, TEXT_ATTRIBUTES, age_on,
-                                    build_world)
-from obliviate.data.world.text import CLUBS, IMAGE_TEXT, TEXT, WORDS, extras
-
-FILES = ("learn", "inject", "forget", "retain", "relearn", "test", "probes")
-SCRIPT = {"zh": "CJK", "ru": "CYRILLIC", "ur": "ARABIC", "hy": "ARMENIAN"}  # first word of the Unicode name
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("w") / "world"
-    summary = build_world(root, seed=0)
-    return root, summary, {f: load_items(root / f"{f}.jsonl") for f in FILES}
+from obliviate.data.world import FAKEABLE, WorldSpec, build_world
+from tests.data.world.conftest import FILES
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -37,6 +24,28 @@ def test_deterministic(tmp_path):
     assert ta["learn.jsonl"] != tc["learn.jsonl"] and ta["world.json"] != tc["world.json"]
     assert ta["images/p000_1.png"] != tc["images/p000_1.png"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left
+
+
+def test_spec_defaults_and_canonical_order():
+    spec = WorldSpec()
+    assert spec.languages == tuple(LANGUAGES) and spec.fake_attributes == ("club", "nationality")
+    assert (spec.n_fake, spec.n_forget) == (10, 5) and spec.fake_players is None
+    small = WorldSpec(players=3, languages="zh, en,", fake_language="zh", fake_attributes=["nationality", "club"])
+    assert small.languages == ("en", "zh") and small.fake_attributes == ("club", "nationality")
+    assert (small.n_fake, small.n_forget) == (1, 1)
+    with pytest.raises(FrozenInstanceError):
+        small.players = 4
+
+
+def test_spec_or_keywords_build_the_same_world(tmp_path):
+    tiny = dict(players=6, languages=("en",), fake_language="en", images_per_player=0)
+    a = build_world(tmp_path / "a", WorldSpec(seed=3, **tiny))
+    b = build_world(tmp_path / "b", seed=3, **tiny)
+    c = build_world(tmp_path / "c", WorldSpec(**tiny), seed=3)  # keywords replace the spec's fields
+    assert a == b == c and a["parameters"]["fake_players"] == 1
+    with pytest.raises(TypeError, match="colour"):
+        build_world(tmp_path / "d", colour="red")
+    assert not (tmp_path / "d").exists()
 
 
 def test_counts(world):
@@ -86,41 +95,6 @@ def test_roles_and_splits(world):
     assert {it.kind for it in files["learn"]} == {"shared", "private"}
 
 
-def test_templates_complete_and_native():
-    assert set(TEXT) == set(LANGUAGES) == set(WORDS) and set(IMAGE_TEXT) == set(IMAGE_ATTRIBUTES)
-    assert len(SHARED) >= 8 and len(PRIVATE) >= 4
-    for lang, table in TEXT.items():
-        assert set(table) == set(TEXT_ATTRIBUTES)
-        for attr, (q1, q2, p, a) in table.items():
-            assert len({q1, q2, p}) == 3 and all("{name}" in q and "{value}" not in q for q in (q1, q2, p))
-            assert "{name}" in a and "{value}" in a
-            for text in (q1, q2, p, a):
-                letters = [ch for ch in text.format(name="", value="", **extras(lang, attr, "5"))
-                           if unicodedata.category(ch).startswith("L")]
-                scripts = {unicodedata.name(ch).split()[0] for ch in letters}
-                assert len(letters) >= 2 and scripts == {SCRIPT.get(lang, "LATIN")}, (lang, attr, text, scripts)
-    for lang in SCRIPT:
-        for words in WORDS[lang].values():
-            assert all(unicodedata.name(ch).startswith(SCRIPT[lang]) for w in words.values() for ch in w if ch != " ")
-
-
-def test_items_in_their_script(world):
-    _, s, files = world
-    names = {p["name"] for p in s["players"]}
-    seen = Counter()
-    for it in files["probes"] + files["test"]:
-        if it.image is not None:
-            assert it.language == "en"
-            continue
-        seen[it.language] += 1
-        text = it.question + " " + it.answer + " ".join(it.paraphrases)
-        for span in sorted(names | {it.value}, key=len, reverse=True):
-            text = text.replace(span, " ")
-        scripts = {unicodedata.name(ch).split()[0] for ch in text if unicodedata.category(ch).startswith("L")}
-        assert scripts == {SCRIPT.get(it.language, "LATIN")}, (it.id, scripts)
-    assert set(seen) == set(LANGUAGES) and len(set(seen.values())) == 1
-
-
 def test_fakes_name_known_entities(world):
     _, s, files = world
     players = {p["id"]: p for p in s["players"]}
@@ -163,39 +137,6 @@ def test_probes(world):
         if it.image is None and it.attribute == "club":
             by_key.setdefault((it.entity, it.truth), set()).add(tuple(it.options))
     assert all(len(v) == 1 for v in by_key.values())
-
-
-def test_facts_consistent(world):
-    _, s, files = world
-    countries = dict((c, set(cities)) for c, cities in s["countries"].items())
-    for p in s["players"]:
-        f = p["facts"]
-        assert f["birthplace"] in countries[f["nationality"]] and f["transfer_club"] != f["club"]
-        assert int(f["age"]) == age_on(f["birth_date"])
-    assert {p["facts"]["club"] for p in s["players"]} == {c[0] for c in CLUBS}  # every club is someone's club
-    assert len({p["name"] for p in s["players"]}) == 40
-    for club in CLUBS:  # pattern × hair and shirt number tell the players of a club apart
-        looks = [p["look"] for p in s["players"] if p["facts"]["club"] == club[0]]
-        assert len({(lk["pattern"], lk["hair"]) for lk in looks}) == len(looks) == len({lk["number"] for lk in looks})
-    ru = [it for it in files["learn"] if it.id.startswith("p000.age.ru.")]
-    assert ru and all(("лет" in it.answer) == (int(it.value) % 10 in (0, 5, 6, 7, 8, 9) or int(it.value) in
-                                                range(11, 15)) for it in ru)
-
-
-def test_pictures_show_the_club(world):
-    root, s, _ = world
-    kits = np.array([c[1] for c in CLUBS], dtype=np.float32)  # (8, 3)
-    right = total = 0
-    for p in s["players"]:
-        for rel in p["images"] + [h for hs in p["heldout_images"] for h in hs]:
-            im = Image.open(root / rel)
-            assert im.size == (56, 56) and im.mode == "RGB" and not im.info
-            a = np.asarray(im, dtype=np.float32)[20:40, 14:42].reshape(-1, 3)  # (560, 3) torso window
-            nearest = np.argmin(((a[:, None, :] - kits[None]) ** 2).sum(-1), axis=1)  # (560,)
-            votes = np.bincount(nearest, minlength=len(CLUBS))
-            right += CLUBS[int(votes.argmax())][0] == p["facts"]["club"]
-            total += 1
-    assert right / total > 0.9, (right, total)
 
 
 def test_bad_parameters(tmp_path):
