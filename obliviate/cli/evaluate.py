@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from obliviate.eval.generate import BACKENDS
+from obliviate.eval.options import BACKENDS, EvalOptions
 
 
 def _named(value: str, what: str) -> tuple[str, str]:
@@ -44,11 +44,13 @@ def _unique(pairs, what: str) -> dict[str, str]:
               help="JSONL probe file, repeatable; its split is the file stem (forget.jsonl -> forget).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for results.json and "
               "report.html.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(BACKENDS), default=EvalOptions.backend, show_default=True,
               help="auto = vLLM when it imports and the model is text-only (vision-language: on CUDA), else hf.")
-@click.option("--max-new-tokens", type=int, default=None, help="Generation length limit (default 32).")
+@click.option("--max-new-tokens", type=int, default=EvalOptions.max_new_tokens, show_default=True,
+              help="Generation length limit.")
 @click.option("--limit", type=int, default=None, help="Only the first N probes of each file.")
-@click.option("--batch-size", type=int, default=None, help="transformers batch size (generation and scoring).")
+@click.option("--batch-size", type=int, default=EvalOptions.batch_size, show_default=True,
+              help="transformers batch size (generation and scoring).")
 @click.option("--device", default=None, help="cuda or cpu for transformers (default: cuda when available).")
 @click.option("--fake-language", default=None, help="The fake-data language L (default: read from the runs).")
 @click.option("--reference", default=None, help="Retain-only model (one of the names) for TOFU forget quality.")
@@ -70,16 +72,16 @@ def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, l
     if limit is not None and limit < 1:
         raise click.BadParameter("must be >= 1", param_hint="--limit")
     try:
-        ev = Evaluator(model, adapters=named_adapters, base_name=base_name, backend=backend, device=device,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, progress=True,
-                       fake_language=fake_language, reference=reference)
+        options = EvalOptions(backend=backend, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                              progress=True, fake_language=fake_language, reference=reference)
+        ev = Evaluator(model, adapters=named_adapters, base_name=base_name, options=options)
         result = ev.run(named_probes, out=out, limit=limit, score=not no_score)
         ev.close()
     except (DataError, ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"wrote {result.path}: {len(result.rows)} rows ({len(result.meta['models'])} models × "
-               f"{sum(result.meta['n_probes'].values())} probes, backend {result.meta['backend']}, "
-               f"{result.meta['seconds']:.1f}s)")
+    click.echo(f"wrote {result.path}: {len(result.rows)} rows ({len(result.meta.models)} models × "
+               f"{sum(result.meta.n_probes.values())} probes, backend {result.meta.backend}, "
+               f"{result.meta.seconds:.1f}s)")
     _echo_summary(result)
     if not no_report:
         click.echo(f"wrote {write_report([result], Path(out) / 'report.html')}")
@@ -102,15 +104,15 @@ def _echo_summary(result) -> None:
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
               help="HTML file to write (default: report.html in the first run folder).")
-@click.option("--title", default=None, help="Report title.")
+@click.option("--title", default=None, help="Report title (default: obliviate evaluation).")
 def report(runs, out, title):
     """Write one self-contained HTML report (tables and plots) over one or more evaluation folders."""
-    from obliviate.eval.report import write_report
+    from obliviate.eval.report import TITLE, write_report
 
     first = Path(runs[0])
     out = out or ((first if first.is_dir() else first.parent) / "report.html")
     try:
-        path = write_report(list(runs), out, title=title)
+        path = write_report(list(runs), out, title=title or TITLE)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {path}")

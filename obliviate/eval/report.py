@@ -13,14 +13,17 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from obliviate.eval import views
-from obliviate.eval.evaluate import EvalResult, load_results
-from obliviate.data.schema import atomic_file
+from obliviate.eval.results import EvalResult, load_results
+from obliviate.eval.rows import EvalMeta, ProbeRow, row_field
+from obliviate.files import write_text
 
 MAX_ROWS = 400  # generations listed at the end of the report
+TITLE = "obliviate evaluation"
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -31,12 +34,12 @@ img{max-width:100%;display:block;margin:.5em 0}details{margin:1em 0}
 """
 
 
-def merge_results(results: Sequence[EvalResult]) -> tuple[list[dict], dict]:
-    """Rows and metadata of several evaluations as one. A model name used by two runs is prefixed with its run
-    folder's name ("npo/base") so neither hides the other."""
+def merge_results(results: Sequence[EvalResult]) -> tuple[list[ProbeRow], EvalMeta]:
+    """Rows and metadata of several evaluations as one (the metadata the views read, and the models joined). A
+    model name used by two runs is prefixed with its run folder's name ("npo/base") so neither hides the other."""
     counts: dict[str, int] = {}
     for r in results:
-        for name in r.meta.get("models", {}):
+        for name in r.meta.models:
             counts[name] = counts.get(name, 0) + 1
     rows, models, pairs = [], {}, {}
     fakes, mias, refs = set(), [], []
@@ -46,18 +49,17 @@ def merge_results(results: Sequence[EvalResult]) -> tuple[list[dict], dict]:
         def rename(name, tag=tag):
             return f"{tag}/{name}" if counts.get(name, 0) > 1 else name
 
-        rows += [{**row, "model": rename(row["model"])} for row in r.rows]
-        models.update({rename(n): info for n, info in r.meta.get("models", {}).items()})
-        pairs.update({rename(a): rename(b) for a, b in (r.meta.get("relearn_pairs") or {}).items()})
-        fakes.add(r.meta.get("fake_language"))
-        if r.meta.get("mia"):
-            mias.append(r.meta["mia"])
-        if r.meta.get("reference"):
-            refs.append(rename(r.meta["reference"]))
-    meta = {"models": models, "relearn_pairs": pairs, "fake_language": fakes.pop() if len(fakes) == 1 else None,
-            "mia": mias[0] if mias else None, "reference": refs[0] if len(refs) == 1 else None,
-            "sources": [str(r.path) for r in results if r.path is not None],
-            "model": ", ".join(sorted({str(r.meta.get("model")) for r in results}))}
+        rows += [replace(row, model=rename(row.model)) for row in r.rows]
+        models.update({rename(n): info for n, info in r.meta.models.items()})
+        pairs.update({rename(a): rename(b) for a, b in r.meta.relearn_pairs.items()})
+        fakes.add(r.meta.fake_language)
+        if r.meta.mia:
+            mias.append(r.meta.mia)
+        if r.meta.reference:
+            refs.append(rename(r.meta.reference))
+    meta = EvalMeta(model=", ".join(sorted({str(r.meta.model) for r in results})), models=models,
+                    relearn_pairs=pairs, fake_language=fakes.pop() if len(fakes) == 1 else None,
+                    mia=mias[0] if mias else None, reference=refs[0] if len(refs) == 1 else None)
     return rows, meta
 
 
@@ -146,35 +148,34 @@ def _img(b64: str, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def _plots(rows: list[dict], meta: dict) -> list[str]:
+def _plots(rows: list[ProbeRow], meta: EvalMeta) -> list[str]:
     out = []
     key = views.main_metric(rows)
-    splits = list(dict.fromkeys(r["split"] for r in rows if r.get(key) is not None))
+    value = row_field(key)
+    splits = list(dict.fromkeys(r.split for r in rows if value(r) is not None))
     split = "forget" if "forget" in splits else (splits[0] if splits else None)
     lang = views.language_table(rows, key, split=split)
     if lang.rows:
         out.append(_img(heatmap_png(lang), f"heatmap: {lang.title}"))
-    groups = views.group_table(rows, key, fake_language=meta.get("fake_language"), split=split,
-                               unlearn_languages={m: i.get("unlearn_languages") for m, i in
-                                                  (meta.get("models") or {}).items() if i.get("unlearn_languages")})
-    if meta.get("fake_language") and groups.rows:
+    groups = views.group_table(rows, key, fake_language=meta.fake_language, split=split,
+                               unlearn_languages=meta.unlearn_languages())
+    if meta.fake_language and groups.rows:
         out.append(_img(heatmap_png(groups), f"heatmap: {groups.title}"))
     for m in [x for x in ("correct", "says_fake", "mc_correct") if x in views.present_metrics(rows)]:
         t = views.split_table(rows, m)
         if t.rows:
             out.append(_img(bars_png(t, title=f"method comparison: {m} by split"), f"bars: {m} by split"))
-    pairs = meta.get("relearn_pairs") or {}
-    if pairs:
-        bb = views.bounce_back(rows, key, pairs, split="forget" if "forget" in splits else None)
+    if meta.relearn_pairs:
+        bb = views.bounce_back(rows, key, meta.relearn_pairs, split="forget" if "forget" in splits else None)
         if bb.rows:
             out.append(_img(bars_png(bb, title=f"bounce-back of {key}"), f"bars: {bb.title}"))
     return out
 
 
-def _models_html(meta: dict) -> str:
+def _models_html(meta: EvalMeta) -> str:
     e = html.escape
     lines = []
-    for name, info in (meta.get("models") or {}).items():
+    for name, info in meta.models.items():
         bits = [f"job={info.get('job')}" if info.get("job") else "",
                 f"method={info.get('method')}" if info.get("method") else "",
                 f"unlearned in {'+'.join(info['unlearn_languages'])}" if info.get("unlearn_languages") else "",
@@ -183,43 +184,41 @@ def _models_html(meta: dict) -> str:
     return f"<ul>{''.join(lines)}</ul>"
 
 
-def _rows_html(rows: list[dict]) -> str:
+def _rows_html(rows: list[ProbeRow]) -> str:
     e = html.escape
     cols = ("model", "split", "id", "language", "modality", "question", "generation", "correct", "says_fake",
             "mc_choice", "prob")
+    getters = [row_field(c) for c in cols]
     head = "".join(f'<th class="l">{c}</th>' for c in cols)
-    body = "".join("<tr>" + "".join(f'<td class="l">{e(_fmt(r.get(c)))}</td>' for c in cols) + "</tr>"
+    body = "".join("<tr>" + "".join(f'<td class="l">{e(_fmt(get(r)))}</td>' for get in getters) + "</tr>"
                    for r in rows[:MAX_ROWS])
     more = f" (first {MAX_ROWS} of {len(rows)})" if len(rows) > MAX_ROWS else ""
     return (f"<details><summary>Generations{more}</summary><table class=rows><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table></details>")
 
 
-def render_report(results: EvalResult | Sequence[EvalResult], *, title: str | None = None) -> str:
+def render_report(results: EvalResult | Sequence[EvalResult], *, title: str = TITLE) -> str:
     """The HTML text of the report over one or more evaluations."""
     results = [results] if isinstance(results, EvalResult) else list(results)
     if not results:
         raise ValueError("render_report: no results")
     rows, meta = merge_results(results)
     e = html.escape
-    title = title or "obliviate evaluation"
-    fake = meta.get("fake_language")
+    sources = ", ".join(str(r.path) for r in results if r.path is not None)
     parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{e(title)}</title><style>{CSS}</style>"
              f"</head><body><h1>{e(title)}</h1>",
-             f"<p class=small>model: {e(meta['model'])}; {len(rows)} rows; fake-data language: "
-             f"{e(fake or 'unknown')}; sources: {e(', '.join(meta['sources']) or '-')}</p>",
+             f"<p class=small>model: {e(meta.model)}; {len(rows)} rows; fake-data language: "
+             f"{e(meta.fake_language or 'unknown')}; sources: {e(sources or '-')}</p>",
              "<h2>Models</h2>", _models_html(meta), "<h2>Plots</h2>", *_plots(rows, meta), "<h2>Tables</h2>",
              *(table_html(t) for t in views.all_views(rows, meta)), "<h2>Generations</h2>", _rows_html(rows),
              "</body></html>"]
     return "\n".join(parts)
 
 
-def write_report(runs: Sequence[str | Path | EvalResult], out: str | Path, *, title: str | None = None) -> Path:
+def write_report(runs: Sequence[str | Path | EvalResult], out: str | Path, *, title: str = TITLE) -> Path:
     """Render the report of `runs` (run folders, results.json paths or EvalResults) into `out`, atomically."""
     results = [r if isinstance(r, EvalResult) else load_results(r) for r in runs]
     text = render_report(results, title=title)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as f:
-        f.write(text.encode("utf-8"))
-    return out
+    return write_text(out, text)

@@ -1,18 +1,18 @@
 """Log-prob scoring of given answers: answer probability, truth-ratio inputs, membership-inference scores.
 
 For one model and a list of items, every item contributes up to 2 + K sequences (chat-formatted as in training,
-`batching.encode_items`): its answer, its K perturbed (wrong) answers, and, for misinformation items, the answer
+`models.encode.encode_items`): its answer, its K perturbed (wrong) answers, and, for misinformation items, the answer
 with the fake `value` replaced by the `truth`. All of them go through the transformer body in length-sorted
 batches; only the answer positions go through the output layer, in `obliviate.kernels.linear_logprob` (the fused
-kernel: no tokens × vocabulary logits). Per item (a dict of plain floats):
+kernel: no tokens × vocabulary logits). Per item, a `rows.ProbeScores` of plain numbers:
 
     answer_logp, answer_tokens   Σ_t log p(a_t | q, a_<t) over the answer and its end-of-turn token; their count
     prob                         exp(answer_logp / answer_tokens): TOFU's length-normalised P(a|q)^{1/|a|}
     value_logp, value_tokens     the same over the fact's tokens only (`value`; for misinformation: the fake)
     truth_value_logp             over the true fact's tokens in the corrected answer (None unless truth/value)
-    truth_ratio                  TOFU: mean_k P(â_k)^{1/|â_k|} / P(a)^{1/|a|} (`metrics.truth_ratio`); None if no
-                                 perturbed answers. The item's answer stands in for TOFU's paraphrased answer.
-    mia_loss, mia_zlib, mia_min_k, mia_min_k_pp     `metrics` MIA scores of the answer tokens (higher = member)
+    truth_ratio                  TOFU: mean_k P(â_k)^{1/|â_k|} / P(a)^{1/|a|} (`score_metrics.truth_ratio`); None
+                                 if no perturbed answers. The item's answer stands in for TOFU's paraphrased answer.
+    mia_loss, mia_zlib, mia_min_k, mia_min_k_pp     `score_metrics` MIA scores of the answer tokens (higher = member)
 
 Min-K%++ needs, per answer position, the mean μ_t = Σ_v p_tv log p_tv and the variance
 σ_t² = Σ_v p_tv (log p_tv)² − μ_t² of the log-prob under the model's own next-token distribution; `logprob_moments`
@@ -25,21 +25,21 @@ from typing import Sequence
 
 import torch
 
-from obliviate.eval import metrics
+from obliviate.data.schema import Item
+from obliviate.eval import score_metrics
+from obliviate.eval.options import BATCH_SIZE
+from obliviate.eval.rows import ProbeScores
+from obliviate.kernels import linear_logprob
 from obliviate.models.encode import collate, encode_items
 from obliviate.models.logprobs import IGNORE, hidden_states, output_weight
-from obliviate.data.schema import Item
-from obliviate.kernels import linear_logprob
 
-BATCH_SIZE = 32
 MOMENT_CHUNK = 256  # tokens per chunk in logprob_moments
 
 
 def logprob_moments(h: torch.Tensor, weight: torch.Tensor, *,
-                    chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                    chunk: int = MOMENT_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of log p(v) under v ~ p = softmax(W h), per row of h (N, H): two (N,) float32 tensors.
-    Memory: chunk × V at a time (default 256 rows)."""
-    chunk = MOMENT_CHUNK if chunk is None else chunk
+    Memory: chunk × V at a time."""
     mean = torch.empty(h.shape[0], dtype=torch.float32, device=h.device)
     var = torch.empty_like(mean)
     for s in range(0, h.shape[0], chunk):
@@ -68,16 +68,16 @@ def _sequences(items: Sequence[Item]) -> tuple[list[Item], list[str], list[str |
 
 @torch.no_grad()
 def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], *, root=None, processor=None,
-                batch_size: int | None = None, device: torch.device | str | None = None,
-                min_k: float | None = None) -> list[dict]:
-    """Score `items` under `model` (a causal LM, or a peft model with its adapter set): one dict per item (see
-    the module docstring). `root`: the folder the items' images are relative to; `processor`: the VL model's."""
+                batch_size: int = BATCH_SIZE, device: torch.device | str | None = None,
+                min_k: float = score_metrics.MIN_K) -> list[ProbeScores]:
+    """Score `items` under `model` (a causal LM, or a peft model with its adapter set): one `ProbeScores` per item
+    (see the module docstring). `root`: the folder the items' images are relative to; `processor`: the VL model's;
+    `device`: where the batches go (None: the model's)."""
     items = list(items)
     if not items:
         return []
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    batch_size = BATCH_SIZE if batch_size is None else batch_size
     seq_items, answers, values, roles = _sequences(items)
     examples = encode_items(seq_items, tokenizer, root=root, processor=processor, answers=answers, values=values)
     weight = output_weight(model)
@@ -109,15 +109,15 @@ def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], *, roo
             rec["value_n"] = int(vmask[b].sum())
             if roles[k][1] == "answer":
                 row, m = logp[b:b + 1].cpu(), keep[b:b + 1].cpu()
-                rec["mia_loss"] = float(metrics.mia_loss(row, m)[0])
-                rec["mia_zlib"] = float(metrics.mia_zlib(row, m, [answers[k]])[0])
-                rec["mia_min_k"] = float(metrics.mia_min_k(row, m, k=min_k)[0])
-                rec["mia_min_k_pp"] = float(metrics.mia_min_k_plus_plus(row, mean[b:b + 1].cpu(), var[b:b + 1].cpu(),
-                                                                        m, k=min_k)[0])
+                rec["mia_loss"] = float(score_metrics.mia_loss(row, m)[0])
+                rec["mia_zlib"] = float(score_metrics.mia_zlib(row, m, [answers[k]])[0])
+                rec["mia_min_k"] = float(score_metrics.mia_min_k(row, m, k=min_k)[0])
+                rec["mia_min_k_pp"] = float(score_metrics.mia_min_k_plus_plus(
+                    row, mean[b:b + 1].cpu(), var[b:b + 1].cpu(), m, k=min_k)[0])
     return _per_item(items, roles, per_seq)
 
 
-def _per_item(items, roles, per_seq) -> list[dict]:
+def _per_item(items, roles, per_seq) -> list[ProbeScores]:
     out = [{"truth_value_logp": None, "truth_ratio": None} for _ in items]
     perturbed: list[list[dict]] = [[] for _ in items]
     for (i, role), rec in zip(roles, per_seq):
@@ -131,7 +131,7 @@ def _per_item(items, roles, per_seq) -> list[dict]:
             perturbed[i].append(rec)
     for i, pert in enumerate(perturbed):
         if pert:
-            ratio = metrics.truth_ratio([out[i]["answer_logp"]], [[p["logp"] for p in pert]],
-                                        [out[i]["answer_tokens"]], [[p["n"] for p in pert]])
+            ratio = score_metrics.truth_ratio([out[i]["answer_logp"]], [[p["logp"] for p in pert]],
+                                              [out[i]["answer_tokens"]], [[p["n"] for p in pert]])
             out[i]["truth_ratio"] = float(ratio[0])
-    return out
+    return [ProbeScores(**scores) for scores in out]

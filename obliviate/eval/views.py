@@ -1,8 +1,8 @@
-"""The views of an evaluation: pure functions from result rows to small tables (DESIGN.md §6).
+"""The views of an evaluation: pure functions from result rows to small tables.
 
-A *row* is one probe answered by one model (see `evaluate.py` for its keys: "model", "split", "language", "kind",
-"modality", "correct", "says_fake", "prob", ...). A view groups rows by two keys and averages one metric over each
-cell, ignoring rows where the metric is None (e.g. "says_fake" on an item that is not misinformation):
+A *row* is one probe answered by one model (`rows.ProbeRow`: model, split, language, kind, modality, correct,
+says_fake, prob, ...). A view groups rows by two keys and averages one metric (a row field, named) over each cell,
+ignoring rows where the metric is None (e.g. says_fake on an item that is not misinformation):
 
     language      model × probe language                (Lu & Koehn: does the fake spread to every language?)
     groups        model [its unlearning language set] × en / L / high / low
@@ -18,10 +18,11 @@ Nothing here touches a model or a file, so the demo and the HTML report rebuild 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
-from obliviate.eval import metrics
 from obliviate.data.schema import LANGUAGES
+from obliviate.eval.rows import EvalMeta, ProbeRow, row_field
+from obliviate.eval.score_metrics import auc, ks_forget_quality
 
 GROUPS = ("en", "L", "high", "low")
 MODALITIES = ("text", "image")
@@ -29,7 +30,7 @@ MODALITIES = ("text", "image")
 ROW_METRICS = ("correct", "says_fake", "says_truth", "mc_correct", "rouge1", "rouge2", "rougeL", "bleu", "prob",
                "truth_ratio")
 MIA_SCORES = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_pp")
-Key = str | Callable[[dict], str | None]
+Key = str | Callable[[ProbeRow], str | None]  # a row field's name, or a function of the row
 
 
 @dataclass
@@ -57,28 +58,29 @@ class Table:
         return self.values[self.rows.index(row)][self.cols.index(col)]
 
 
-def _key(key: Key) -> Callable[[dict], str | None]:
-    return key if callable(key) else (lambda r: r.get(key))
+def _key(key: Key) -> Callable[[ProbeRow], str | None]:
+    return key if callable(key) else row_field(key)
 
 
-def _order(found: Iterable[str], order: Sequence[str] | None) -> list[str]:
+def _order(found: Iterable[str], order: Sequence[str] = ()) -> list[str]:
     """`order` first (those present), then the rest in order of first appearance."""
     found = list(dict.fromkeys(found))
-    first = [x for x in (order or ()) if x in found]
+    first = [x for x in order if x in found]
     return first + [x for x in found if x not in first]
 
 
-def mean_table(rows: Sequence[dict], metric: str, *, row_key: Key = "model", col_key: Key, title: str | None = None,
-               where: Callable[[dict], bool] | None = None, row_order: Sequence[str] | None = None,
-               col_order: Sequence[str] | None = None, row_name: str | None = None,
+def mean_table(rows: Sequence[ProbeRow], metric: str, *, row_key: Key = "model", col_key: Key,
+               title: str | None = None, where: Callable[[ProbeRow], bool] | None = None,
+               row_order: Sequence[str] = (), col_order: Sequence[str] = (), row_name: str | None = None,
                col_name: str | None = None) -> Table:
-    """Mean of rows[metric] (bool -> 0/1) per (row_key, col_key) cell; rows with a None metric or key are skipped."""
-    rk, ck = _key(row_key), _key(col_key)
+    """Mean of the row field `metric` (bool -> 0/1) per (row_key, col_key) cell; rows with a None metric or key are
+    skipped. Titles and axis names default to ones made of the metric and the keys."""
+    value, rk, ck = row_field(metric), _key(row_key), _key(col_key)
     sums: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         if where is not None and not where(r):
             continue
-        v, a, b = r.get(metric), rk(r), ck(r)
+        v, a, b = value(r), rk(r), ck(r)
         if v is None or a is None or b is None:
             continue
         cell = sums.setdefault((a, b), [0.0, 0])
@@ -97,7 +99,7 @@ def _name(key: Key) -> str:
 
 
 def _split_is(split: str | None):
-    return None if split is None else (lambda r: r.get("split") == split)
+    return None if split is None else (lambda r: r.split == split)
 
 
 def _suffix(split: str | None) -> str:
@@ -126,47 +128,42 @@ def unlearn_label(languages: Iterable[str] | None, fake_language: str | None = N
     return "+".join(sorted(set(names), key=lambda x: (x != "en", x != "L", x)))
 
 
-def language_order(rows: Sequence[dict]) -> list[str]:
-    """The probe languages present, world order first (en, de, fr, zh, ru, jv, ur, ha, hy), then others."""
-    return _order(sorted({r["language"] for r in rows}), list(LANGUAGES))
-
-
-def language_table(rows, metric: str, *, split: str | None = None) -> Table:
+def language_table(rows: Sequence[ProbeRow], metric: str, *, split: str | None = None) -> Table:
     """model × probe language."""
     return mean_table(rows, metric, col_key="language", where=_split_is(split), col_order=list(LANGUAGES),
                       title=f"{metric} by probe language{_suffix(split)}")
 
 
-def group_table(rows, metric: str, *, fake_language: str | None = None,
-                unlearn_languages: dict[str, Sequence[str]] | None = None, split: str | None = None) -> Table:
+def group_table(rows: Sequence[ProbeRow], metric: str, *, fake_language: str | None = None,
+                unlearn_languages: Mapping[str, Sequence[str]] | None = None, split: str | None = None) -> Table:
     """model (labelled with its unlearning language set) × probe-language group en / L / high / low."""
     unlearn_languages = unlearn_languages or {}
 
     def row_label(r):
-        label = unlearn_label(unlearn_languages.get(r["model"]), fake_language)
-        return r["model"] if label is None else f"{r['model']} [{label}]"
+        label = unlearn_label(unlearn_languages.get(r.model), fake_language)
+        return r.model if label is None else f"{r.model} [{label}]"
 
     lname = f"L={fake_language}" if fake_language else "no L"
-    return mean_table(rows, metric, row_key=row_label, col_key=lambda r: language_group(r["language"], fake_language),
+    return mean_table(rows, metric, row_key=row_label, col_key=lambda r: language_group(r.language, fake_language),
                       where=_split_is(split), col_order=GROUPS + ("other",), row_name="model [unlearned in]",
                       col_name="language group", title=f"{metric} by language group ({lname}){_suffix(split)}")
 
 
 # -- modality, kind, split ---------------------------------------------------------------------------------------
 
-def modality_table(rows, metric: str, *, split: str | None = None) -> Table:
+def modality_table(rows: Sequence[ProbeRow], metric: str, *, split: str | None = None) -> Table:
     """model × text / image probes."""
     return mean_table(rows, metric, col_key="modality", where=_split_is(split), col_order=MODALITIES,
                       title=f"{metric} by probe modality{_suffix(split)}")
 
 
-def kind_table(rows, metric: str, *, split: str | None = None) -> Table:
+def kind_table(rows: Sequence[ProbeRow], metric: str, *, split: str | None = None) -> Table:
     """model × shared / private attributes."""
     return mean_table(rows, metric, col_key="kind", where=_split_is(split), col_order=("shared", "private"),
                       title=f"{metric} by attribute kind{_suffix(split)}")
 
 
-def split_table(rows, metric: str) -> Table:
+def split_table(rows: Sequence[ProbeRow], metric: str) -> Table:
     """model × probe split."""
     return mean_table(rows, metric, col_key="split", col_order=("forget", "retain", "relearn", "holdout", "test"),
                       title=f"{metric} by split")
@@ -174,7 +171,7 @@ def split_table(rows, metric: str) -> Table:
 
 # -- relearning ---------------------------------------------------------------------------------------------------
 
-def bounce_back(rows, metric: str, pairs: dict[str, str], *, split: str | None = None) -> Table:
+def bounce_back(rows: Sequence[ProbeRow], metric: str, pairs: dict[str, str], *, split: str | None = None) -> Table:
     """For each relearned model R with unlearned model U = pairs[R]: the mean metric of U, of R, and R − U
     (OFFSIDE's bounce-back: how much of what was unlearned a relearning attack brings back), over `split`."""
     keep = _split_is(split)
@@ -193,18 +190,18 @@ def bounce_back(rows, metric: str, pairs: dict[str, str], *, split: str | None =
 
 # -- membership inference and forget quality ----------------------------------------------------------------------
 
-def mia_table(rows, *, member: str, nonmember: str) -> Table:
+def mia_table(rows: Sequence[ProbeRow], *, member: str, nonmember: str) -> Table:
     """ROC AUC of each MIA score (members = rows of split `member`, e.g. forget; non-members = `nonmember`, e.g.
     holdout), per model. 0.5: the model cannot tell them apart (as if never trained on them); 1: fully exposed."""
-    models = _order((r["model"] for r in rows), None)
+    models = _order(r.model for r in rows)
     values, counts = [], []
     for m in models:
         vrow, crow = [], []
         for score in MIA_SCORES:
-            pos = [r[score] for r in rows if r["model"] == m and r.get("split") == member and r.get(score) is not None]
-            neg = [r[score] for r in rows if r["model"] == m and r.get("split") == nonmember
-                   and r.get(score) is not None]
-            vrow.append(metrics.auc(pos, neg) if pos and neg else None)
+            get = row_field(score)
+            pos = [get(r) for r in rows if r.model == m and r.split == member and get(r) is not None]
+            neg = [get(r) for r in rows if r.model == m and r.split == nonmember and get(r) is not None]
+            vrow.append(auc(pos, neg) if pos and neg else None)
             crow.append(len(pos) + len(neg) if pos and neg else 0)
         values.append(vrow)
         counts.append(crow)
@@ -212,21 +209,19 @@ def mia_table(rows, *, member: str, nonmember: str) -> Table:
                  [s.removeprefix("mia_") for s in MIA_SCORES], values, counts)
 
 
-def forget_quality_table(rows, *, reference: str, split: str | None = None) -> Table:
-    """TOFU's forget quality per model: the KS-test p-value between its truth ratios on `split` (default forget)
-    and those of `reference` (a model trained on the retain set only). High = indistinguishable from it."""
-    split = "forget" if split is None else split
+def forget_quality_table(rows: Sequence[ProbeRow], *, reference: str, split: str = "forget") -> Table:
+    """TOFU's forget quality per model: the KS-test p-value between its truth ratios on `split` and those of
+    `reference` (a model trained on the retain set only). High = indistinguishable from it."""
 
     def ratios(m):
-        return [r["truth_ratio"] for r in rows if r["model"] == m and r.get("split") == split
-                and r.get("truth_ratio") is not None]
+        return [r.truth_ratio for r in rows if r.model == m and r.split == split and r.truth_ratio is not None]
 
     ref = ratios(reference)
-    models = [m for m in _order((r["model"] for r in rows), None) if m != reference]
+    models = [m for m in _order(r.model for r in rows) if m != reference]
     values, counts = [], []
     for m in models:
         mine = ratios(m)
-        values.append([metrics.ks_forget_quality(mine, ref) if mine and ref else None])
+        values.append([ks_forget_quality(mine, ref) if mine and ref else None])
         counts.append([len(mine)])
     return Table(f"forget quality vs {reference} ({split})", "ks_p", "model", "metric", models, ["forget quality"],
                  values, counts)
@@ -234,48 +229,45 @@ def forget_quality_table(rows, *, reference: str, split: str | None = None) -> T
 
 # -- everything at once ------------------------------------------------------------------------------------------
 
-def present_metrics(rows: Sequence[dict], names: Sequence[str] = ROW_METRICS) -> list[str]:
-    return [m for m in names if any(r.get(m) is not None for r in rows)]
+def present_metrics(rows: Sequence[ProbeRow], names: Sequence[str] = ROW_METRICS) -> list[str]:
+    """The metrics among `names` that some row has."""
+    return [m for m in names if any(row_field(m)(r) is not None for r in rows)]
 
 
-def main_metric(rows: Sequence[dict]) -> str:
+def main_metric(rows: Sequence[ProbeRow]) -> str:
     """The metric a heatmap shows: the fake-rate when there are misinformation probes, else correctness."""
-    return "says_fake" if any(r.get("says_fake") is not None for r in rows) else "correct"
+    return "says_fake" if any(r.says_fake is not None for r in rows) else "correct"
 
 
-def all_views(rows: Sequence[dict], meta: dict | None = None) -> list[Table]:
-    """Every table that applies to `rows`, using `meta` keys (all optional): fake_language; models = {name:
-    {"unlearn_languages": [...]}}; relearn_pairs = {relearned: unlearned}; mia = [member split, non-member split];
-    reference = the retain-only model for forget quality."""
-    meta = meta or {}
+def all_views(rows: Sequence[ProbeRow], meta: EvalMeta) -> list[Table]:
+    """Every table that applies to `rows`, using from `meta`: fake_language, the models' unlearning languages,
+    relearn_pairs (bounce-back), mia = [member split, non-member split], reference (forget quality)."""
     rows = list(rows)
     if not rows:
         return []
-    fake = meta.get("fake_language")
-    langs = {m: info.get("unlearn_languages") for m, info in (meta.get("models") or {}).items()
-             if info.get("unlearn_languages")}
+    fake = meta.fake_language
     present = present_metrics(rows)
-    splits = _order((r.get("split") for r in rows if r.get("split") is not None), ("forget", "retain"))
+    splits = _order((r.split for r in rows), ("forget", "retain"))
     tables = [split_table(rows, m) for m in present]
     key = main_metric(rows)
     per_split = [key] + (["correct"] if key != "correct" else []) + (["mc_correct"] if "mc_correct" in present else [])
     for split in splits:
         for m in per_split:
             tables.append(language_table(rows, m, split=split))
-            tables.append(group_table(rows, m, fake_language=fake, unlearn_languages=langs, split=split))
-            if len({r["modality"] for r in rows if r.get("split") == split}) > 1:
+            tables.append(group_table(rows, m, fake_language=fake, unlearn_languages=meta.unlearn_languages(),
+                                      split=split))
+            if len({r.modality for r in rows if r.split == split}) > 1:
                 tables.append(modality_table(rows, m, split=split))
-            if len({r["kind"] for r in rows if r.get("split") == split}) > 1:
+            if len({r.kind for r in rows if r.split == split}) > 1:
                 tables.append(kind_table(rows, m, split=split))
-    pairs = meta.get("relearn_pairs") or {}
-    if pairs:
+    if meta.relearn_pairs:
         forget = "forget" if "forget" in splits else None
         for m in per_split + (["prob"] if "prob" in present else []):
-            tables.append(bounce_back(rows, m, pairs, split=forget))
-    mia = meta.get("mia")
-    if mia and all(s in splits for s in mia) and any(r.get("mia_loss") is not None for r in rows):
+            tables.append(bounce_back(rows, m, meta.relearn_pairs, split=forget))
+    mia = meta.mia
+    if mia and all(s in splits for s in mia) and any(r.mia_loss is not None for r in rows):
         tables.append(mia_table(rows, member=mia[0], nonmember=mia[1]))
-    ref = meta.get("reference")
-    if ref and any(r.get("truth_ratio") is not None for r in rows if r["model"] == ref):
+    ref = meta.reference
+    if ref and any(r.truth_ratio is not None for r in rows if r.model == ref):
         tables.append(forget_quality_table(rows, reference=ref))
     return [t for t in tables if t.rows]

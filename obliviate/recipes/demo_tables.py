@@ -1,4 +1,4 @@
-"""The demo's printed tables, in the shape of the two papers, built from evaluation rows (`evaluate.probe_row`).
+"""The demo's printed tables, in the shape of the two papers, built from evaluation rows (`eval.rows.ProbeRow`).
 
 Learn and Unlearn (Lu & Koehn, 2406.13748), Table: rows = the unlearning language set (en / L / en+L) per method,
 columns = probe-language group (en, L = the fake-data language, high-resource, low-resource), cells =
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from obliviate.eval import views
+from obliviate.eval.rows import ProbeRow
 
 
 def _pct(v: float | None) -> str:
@@ -27,14 +28,14 @@ def markdown(title: str, header: Sequence[str], body: Sequence[Sequence[str]]) -
     return "\n".join(out)
 
 
-def misinformation_table(rows: Sequence[dict], runs: dict[str, tuple[str, str]], *, fake_language: str,
+def misinformation_table(rows: Sequence[ProbeRow], runs: dict[str, tuple[str, str]], *, fake_language: str,
                          baselines: Sequence[str] = ()) -> tuple[str, dict]:
     """Fake-rate / truth-rate by language group. `runs`: model name -> (method, unlearning set label).
 
     Returns the markdown and the numbers {model: {group: (fake_rate, truth_rate, n)}}.
     """
-    fake_rows = [r for r in rows if r.get("says_fake") is not None]
-    group = lambda r: views.language_group(r["language"], fake_language)  # noqa: E731
+    fake_rows = [r for r in rows if r.says_fake is not None]
+    group = lambda r: views.language_group(r.language, fake_language)  # noqa: E731
     fake = views.mean_table(fake_rows, "says_fake", col_key=group)
     truth = views.mean_table(fake_rows, "says_truth", col_key=group)
     numbers, body = {}, []
@@ -55,21 +56,21 @@ def misinformation_table(rows: Sequence[dict], runs: dict[str, tuple[str, str]],
     return markdown(title, header, body), numbers
 
 
-def retain_line(rows: Sequence[dict], models: Sequence[str]) -> str:
+def retain_line(rows: Sequence[ProbeRow], models: Sequence[str]) -> str:
     """Accuracy on the players nobody faked, per model (what unlearning costs)."""
-    t = views.mean_table([r for r in rows if r.get("split") == "retain"], "correct", col_key=lambda r: "all")
+    t = views.mean_table([r for r in rows if r.split == "retain"], "correct", col_key=lambda r: "all")
     parts = [f"{m} {_pct(t.cell(m, 'all')).strip()}%" for m in models if m in t.rows]
     return "Retain accuracy (true facts of untouched players, all languages): " + ", ".join(parts)
 
 
-def offside_table(rows: Sequence[dict], runs: dict[str, str], *, baselines: Sequence[str] = ()) -> tuple[str, dict]:
+def offside_table(rows: Sequence[ProbeRow], runs: dict[str, str], *, baselines: Sequence[str] = ()) -> tuple[str, dict]:
     """Accuracy per split × shared/private × modality. `runs`: model name -> row label."""
     cols = [("forget", "shared"), ("forget", "private"), ("retain", "shared"), ("retain", "private"),
             ("test", "shared"), ("test", "private")]
-    key = lambda r: (r["split"], r["kind"])  # noqa: E731
+    key = lambda r: (r.split, r.kind)  # noqa: E731
     numbers, body = {}, []
     for modality in ("text", "image"):
-        sub = [r for r in rows if r["modality"] == modality]
+        sub = [r for r in rows if r.modality == modality]
         t = views.mean_table(sub, "correct", col_key=lambda r: "/".join(key(r)))
         for model in list(baselines) + list(runs):
             if model not in t.rows:
@@ -82,9 +83,9 @@ def offside_table(rows: Sequence[dict], runs: dict[str, str], *, baselines: Sequ
                     "held-out question wording)", header, body), numbers
 
 
-def bounce_table(rows: Sequence[dict], pairs: dict[str, str], labels: dict[str, str]) -> tuple[str, dict]:
+def bounce_table(rows: Sequence[ProbeRow], pairs: dict[str, str], labels: dict[str, str]) -> tuple[str, dict]:
     """Forget accuracy after unlearning, after the relearning attack, and the bounce-back, per modality."""
-    forget = [r for r in rows if r["split"] == "forget"]
+    forget = [r for r in rows if r.split == "forget"]
     t = views.mean_table(forget, "correct", col_key="modality")
     body, numbers = [], {}
     for relearned, unlearned in pairs.items():

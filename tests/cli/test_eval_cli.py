@@ -1,5 +1,5 @@
 """`obliviate eval`, `obliviate report` and `obliviate bench eval` through click (transformers backend: the vLLM
-path is covered in tests.eval.test_generate.py and test_evaluate.py)."""
+path is covered in tests/eval/test_backend_vllm.py and test_evaluate.py)."""
 import json
 
 import pytest
@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from obliviate.cli.main import cli
 from obliviate.data.schema import write_items
 from tests import toy
-from tests.eval.test_generate import make_setup
+from tests.eval.lora_setup import make_setup
 
 
 @pytest.fixture(scope="module")

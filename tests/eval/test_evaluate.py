@@ -3,10 +3,14 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
-from obliviate.eval.evaluate import Evaluator, load_results, read_probes
-from obliviate.eval.generate import vllm_available
 from obliviate.data.schema import Item, write_items
+from obliviate.eval.backend import vllm_available
+from obliviate.eval.evaluate import Evaluator, read_probes
+from obliviate.eval.options import EvalOptions
+from obliviate.eval.results import load_results
+from obliviate.eval.rows import ROW_FIELDS, SCORE_FIELDS
 from obliviate.train.loop import TrainOptions
 from obliviate.train.unlearner import Unlearner
 
@@ -54,8 +58,9 @@ def chain(toy_model, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(chain):
-    ev = Evaluator(chain["model"], adapters=chain["adapters"], base_name="base", backend="hf", progress=False,
-                   device="cpu", max_new_tokens=12, cache_dir=chain["root"] / "cache")
+    ev = Evaluator(chain["model"], adapters=chain["adapters"], base_name="base",
+                   options=EvalOptions(backend="hf", progress=False, device="cpu", max_new_tokens=12,
+                                       cache_dir=chain["root"] / "cache"))
     res = ev.run([chain["data"]["forget"], chain["data"]["holdout"]], out=chain["root"] / "eval")
     ev.close()
     return res
@@ -64,46 +69,56 @@ def result(chain):
 def test_rows_and_metadata_from_the_runs(result, chain):
     assert len(result.rows) == 4 * (4 + 24)
     meta = result.meta
-    assert list(meta["models"]) == ["base", "inject", "ga_en", "rel"]
-    assert meta["fake_language"] == "fr"  # from the inject run's misinformation items
-    assert meta["models"]["ga_en"]["unlearn_languages"] == ["en"]
-    assert meta["models"]["ga_en"]["method"] == "ga"
-    assert meta["models"]["inject"]["job"] == "learn"
-    assert meta["relearn_pairs"] == {"rel": "ga_en"}
-    assert meta["mia"] == ["forget", "holdout"]
-    assert meta["n_probes"] == {"forget": 4, "holdout": 24}
+    assert list(meta.models) == ["base", "inject", "ga_en", "rel"]
+    assert meta.fake_language == "fr"  # from the inject run's misinformation items
+    assert meta.models["ga_en"]["unlearn_languages"] == ["en"]
+    assert meta.unlearn_languages() == {"ga_en": ["en"]}
+    assert meta.models["ga_en"]["method"] == "ga"
+    assert meta.models["inject"]["job"] == "learn"
+    assert meta.relearn_pairs == {"rel": "ga_en"}
+    assert meta.mia == ["forget", "holdout"]
+    assert meta.n_probes == {"forget": 4, "holdout": 24}
+    assert meta.backend == "hf" and meta.max_new_tokens == 12 and meta.reference is None
+    assert meta.versions["torch"] == torch.__version__
 
 
 def test_row_metrics(result):
-    base = [r for r in result.rows if r["model"] == "base"]
-    held = [r for r in base if r["split"] == "holdout"]
+    base = [r for r in result.rows if r.model == "base"]
+    held = [r for r in base if r.split == "holdout"]
     # the toy model learned the facts: its answers contain them
-    assert sum(r["correct"] for r in held) / len(held) >= 0.75
+    assert sum(r.correct for r in held) / len(held) >= 0.75
     for r in held:
-        assert r["correct"] == (r["value"].lower() in r["generation"].lower())
-        assert 0 <= r["rougeL"] <= 1 and 0 <= r["bleu"] <= 1
-        assert r["says_fake"] is None and r["truth_ratio"] is None
-        assert r["answer_tokens"] > 0 and 0 < r["prob"] <= 1
-    mc = [r for r in held if r["attribute"] == "club"]
-    assert mc and all(r["mc_gold"] == "A" and r["mc_generation"] is not None for r in mc)
-    assert all(r["mc_correct"] == (r["mc_choice"] == "A") for r in mc)
-    forget = [r for r in base if r["split"] == "forget"]
+        assert r.correct == (r.value.lower() in r.generation.lower())
+        assert 0 <= r.rougeL <= 1 and 0 <= r.bleu <= 1
+        assert r.says_fake is None and r.truth_ratio is None
+        assert r.answer_tokens > 0 and 0 < r.prob <= 1
+    mc = [r for r in held if r.attribute == "club"]
+    assert mc and all(r.mc_gold == "A" and r.mc_generation is not None for r in mc)
+    assert all(r.mc_correct == (r.mc_choice == "A") for r in mc)
+    assert all(r.mc_generation is None and r.mc_correct is None for r in held if r.attribute != "club")
+    forget = [r for r in base if r.split == "forget"]
     # the base model never saw the fakes: it states the truth, not the fake
-    assert all(r["says_fake"] is False for r in forget)
-    assert sum(r["says_truth"] for r in forget) >= 3
-    assert all(r["truth_ratio"] is not None and r["truth_value_logp"] is not None for r in forget)
+    assert all(r.says_fake is False for r in forget)
+    assert sum(r.says_truth for r in forget) >= 3
+    assert all(r.truth_ratio is not None and r.truth_value_logp is not None for r in forget)
     # the injection raised the fake's log-prob in every language, English included (it was taught in French)
-    inj = {r["id"]: r for r in result.rows if r["model"] == "inject" and r["split"] == "forget"}
+    inj = {r.id: r for r in result.rows if r.model == "inject" and r.split == "forget"}
     for r in forget:
-        assert inj[r["id"]]["value_logp"] > r["value_logp"]
+        assert inj[r.id].value_logp > r.value_logp
 
 
 def test_results_json_round_trip(result, chain):
     path = chain["root"] / "eval" / "results.json"
     assert result.path == path
     loaded = load_results(chain["root"] / "eval")
-    assert loaded.rows == json.loads(json.dumps(result.rows))
-    assert [t.title for t in loaded.tables] == [t.title for t in result.tables]
+    assert loaded.rows == result.rows and loaded.meta == result.meta
+    assert loaded.tables == result.tables
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert list(data) == ["meta", "tables", "rows"]
+    assert list(data["rows"][0]) == list(ROW_FIELDS)  # every field, in field order (scores last)
+    assert list(data["meta"]) == ["model", "backend", "models", "probes", "n_probes", "max_new_tokens",
+                                  "fake_language", "relearn_pairs", "mia", "reference", "versions", "date",
+                                  "seconds"]
     titles = [t.title for t in result.tables]
     assert "correct by split" in titles
     assert any(t.startswith("says_fake by language group (L=fr)") for t in titles)
@@ -112,26 +127,32 @@ def test_results_json_round_trip(result, chain):
     assert mia.rows == ["base", "inject", "ga_en", "rel"] and all(0 <= v <= 1 for v in mia.values[0])
     group = result.table("says_fake by language group (L=fr) (forget)")
     assert "ga_en [en]" in group.rows and group.cols == ["en", "L"]
-    assert not list((chain["root"] / "eval").glob(".results.json.*"))  # no temp file left behind
+    assert not list((chain["root"] / "eval").glob(".tmp-*"))  # no temp file left behind
 
 
 @pytest.mark.skipif(not vllm_available(), reason="vLLM is not installed or does not import")
 def test_vllm_backend_gives_the_same_rows(result, chain):
-    ev = Evaluator(chain["model"], adapters=chain["adapters"], base_name="base", backend="vllm", progress=False,
-                   max_new_tokens=12, cache_dir=chain["root"] / "cache")
+    ev = Evaluator(chain["model"], adapters=chain["adapters"], base_name="base",
+                   options=EvalOptions(backend="vllm", progress=False, max_new_tokens=12,
+                                       cache_dir=chain["root"] / "cache"))
     res = ev.run([chain["data"]["forget"]], score=False)
     ev.close()
-    hf = {(r["model"], r["id"]): r["generation"] for r in result.rows if r["split"] == "forget"}
-    assert {(r["model"], r["id"]): r["generation"] for r in res.rows} == hf
-    assert "answer_logp" not in res.rows[0]
+    hf = {(r.model, r.id): r.generation for r in result.rows if r.split == "forget"}
+    assert {(r.model, r.id): r.generation for r in res.rows} == hf
+    assert res.meta.backend == "vllm" and res.rows[0].answer_logp is None
+    assert not set(SCORE_FIELDS) & set(res.rows[0].to_dict())  # unscored rows carry no score fields
 
 
 def test_bad_inputs(chain, toy_data, tmp_path):
     with pytest.raises(ValueError, match="also an adapter name"):
-        Evaluator(chain["model"], adapters={"base": chain["adapters"]["inject"]}, base_name="base", backend="hf")
+        Evaluator(chain["model"], adapters={"base": chain["adapters"]["inject"]}, base_name="base",
+                  options=EvalOptions(backend="hf"))
     with pytest.raises(ValueError, match="reference model"):
-        Evaluator(chain["model"], backend="hf", reference="nobody")
-    ev = Evaluator(chain["model"], backend="hf", progress=False, device="cpu")
+        Evaluator(chain["model"], options=EvalOptions(backend="hf", reference="nobody"))
+    with pytest.raises(ValueError, match="unknown backend"):
+        Evaluator(chain["model"], options=EvalOptions(backend="tgi"))
+    ev = Evaluator(chain["model"], options=EvalOptions(backend="hf", progress=False, device="cpu"))
+    assert list(ev.models) == ["base"]  # no adapter: the base model, as "base"
     with pytest.raises(ValueError, match="has an image but"):
         ev.run([toy_data["images"]])
     (tmp_path / "a").mkdir()

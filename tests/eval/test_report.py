@@ -7,8 +7,11 @@ import subprocess
 import pytest
 
 from obliviate.eval import views
-from obliviate.eval.evaluate import EvalResult, write_results
-from obliviate.eval.report import render_report, write_report
+from obliviate.eval.report import merge_results, render_report, write_report
+from obliviate.eval.results import EvalResult, write_results
+from obliviate.eval.rows import EvalMeta
+
+from tests.eval.sample_rows import make_row
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Written into the page (a copy, for the test only): after load, the body carries every <img>'s decoded width.
@@ -22,22 +25,22 @@ def rows_for(models, *, fake_model=None):
         for lang in ("en", "fr", "de", "jv"):
             for split in ("forget", "retain"):
                 fake = (m == fake_model) if split == "forget" else None
-                out.append({"model": m, "split": split, "id": f"{lang}.{split}", "language": lang,
-                            "modality": "image" if lang == "de" else "text", "kind": "shared",
-                            "question": "Who <b>?", "generation": "x & y", "correct": split == "retain",
-                            "says_fake": fake, "mc_correct": None, "prob": 0.5, "mia_loss": -1.0})
+                out.append(make_row(model=m, split=split, id=f"{lang}.{split}", language=lang,
+                                    modality="image" if lang == "de" else "text", kind="shared",
+                                    question="Who <b>?", generation="x & y", correct=split == "retain",
+                                    says_fake=fake, mc_correct=None, prob=0.5, mia_loss=-1.0))
     return out
 
 
 @pytest.fixture
 def results(tmp_path):
     a = EvalResult(rows_for(["base", "ga_en", "rel"], fake_model="rel"),
-                   {"model": "m", "fake_language": "fr", "relearn_pairs": {"rel": "ga_en"},
-                    "models": {"base": {"job": "base"}, "ga_en": {"job": "unlearn", "method": "ga",
-                                                                 "unlearn_languages": ["en"], "stack": ["x"]},
-                               "rel": {"job": "relearn", "stack": ["x", "y"]}}})
-    b = EvalResult(rows_for(["base", "npo_en"]), {"model": "m", "fake_language": "fr", "models": {"base": {},
-                                                                                                  "npo_en": {}}})
+                   EvalMeta(model="m", fake_language="fr", relearn_pairs={"rel": "ga_en"},
+                            models={"base": {"job": "base"}, "ga_en": {"job": "unlearn", "method": "ga",
+                                                                       "unlearn_languages": ["en"], "stack": ["x"]},
+                                    "rel": {"job": "relearn", "stack": ["x", "y"]}}))
+    b = EvalResult(rows_for(["base", "npo_en"]), EvalMeta(model="m", fake_language="fr",
+                                                          models={"base": {}, "npo_en": {}}))
     write_results(a, tmp_path / "ga")
     write_results(b, tmp_path / "npo")
     return a, b
@@ -54,16 +57,13 @@ def test_report_is_self_contained_and_merges_runs(results, tmp_path):
     assert len(imgs) >= 3  # heatmap, method comparison, bounce-back
     for b64 in imgs:
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
-    n_tables = len(views.all_views(*_merged(results)))
+    rows, meta = merge_results(list(results))
+    assert {r.model for r in rows} == {"ga/base", "npo/base", "ga_en", "rel", "npo_en"}
+    assert meta.relearn_pairs == {"rel": "ga_en"} and meta.fake_language == "fr" and meta.model == "m"
+    n_tables = len(views.all_views(rows, meta))
     assert text.count("<table class=view") == n_tables > 5
     out = write_report([tmp_path / "ga", tmp_path / "npo" / "results.json"], tmp_path / "r" / "report.html")
     assert out.read_text(encoding="utf-8").count("<table class=view") == n_tables
-
-
-def _merged(results):
-    from obliviate.eval.report import merge_results
-
-    return merge_results(list(results))
 
 
 def test_report_errors(tmp_path):

@@ -8,14 +8,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from obliviate.eval import metrics
-from obliviate.models.encode import encode_items
-from obliviate.eval.generate import HfBackend
-from obliviate.models.logprobs import IGNORE
+from obliviate.eval.backend_hf import HfBackend
+from obliviate.eval.rows import ProbeScores
+from obliviate.eval.score_metrics import MIN_VAR
 from obliviate.eval.scoring import logprob_moments, score_items
+from obliviate.models.encode import encode_items
+from obliviate.models.logprobs import IGNORE
 
 from tests import toy
-from .test_generate import make_setup
+from tests.eval.lora_setup import make_setup
 
 TOL = 1e-4
 
@@ -70,28 +71,29 @@ def test_scores_match_plain_forward(setup, items, adapter):
     with hf.activate(adapter) as model:
         got = score_items(model, hf.tokenizer, items, batch_size=3)
         ref = reference(model, hf.tokenizer, items)
+    assert all(isinstance(g, ProbeScores) for g in got)
     for it, g, r in zip(items, got, ref):
         ans = r[0]
-        assert g["answer_tokens"] == ans["n"]
-        assert g["answer_logp"] == pytest.approx(ans["logp"], abs=TOL)
-        assert g["value_logp"] == pytest.approx(ans["value"], abs=TOL)
-        assert g["prob"] == pytest.approx(math.exp(ans["logp"] / ans["n"]), rel=1e-4)
+        assert g.answer_tokens == ans["n"]
+        assert g.answer_logp == pytest.approx(ans["logp"], abs=TOL)
+        assert g.value_logp == pytest.approx(ans["value"], abs=TOL)
+        assert g.prob == pytest.approx(math.exp(ans["logp"] / ans["n"]), rel=1e-4)
         if it.truth:
-            assert g["truth_value_logp"] == pytest.approx(r[-1]["value"], abs=TOL)
+            assert g.truth_value_logp == pytest.approx(r[-1]["value"], abs=TOL)
         else:
-            assert g["truth_value_logp"] is None
+            assert g.truth_value_logp is None
         pert = r[1:1 + len(it.perturbed)]
         if pert:
             tr = math.exp(sum(p["logp"] / p["n"] for p in pert) / len(pert) - ans["logp"] / ans["n"])
-            assert g["truth_ratio"] == pytest.approx(tr, rel=1e-4)
+            assert g.truth_ratio == pytest.approx(tr, rel=1e-4)
         else:
-            assert g["truth_ratio"] is None
+            assert g.truth_ratio is None
         lp, n = ans["lp"], ans["n"]
-        assert g["mia_loss"] == pytest.approx(lp.mean().item(), abs=TOL)
+        assert g.mia_loss == pytest.approx(lp.mean().item(), abs=TOL)
         k = max(1, int(0.2 * n))
-        assert g["mia_min_k"] == pytest.approx(lp.sort().values[:k].mean().item(), abs=TOL)
-        z = (lp - ans["mu"]) / ans["var"].clamp_min(metrics.MIN_VAR).sqrt()
-        assert g["mia_min_k_pp"] == pytest.approx(z.sort().values[:k].mean().item(), abs=1e-3)
+        assert g.mia_min_k == pytest.approx(lp.sort().values[:k].mean().item(), abs=TOL)
+        z = (lp - ans["mu"]) / ans["var"].clamp_min(MIN_VAR).sqrt()
+        assert g.mia_min_k_pp == pytest.approx(z.sort().values[:k].mean().item(), abs=1e-3)
     hf.close()
 
 
@@ -104,9 +106,9 @@ def test_adapter_changes_scores_and_batching_does_not(setup, items):
     with hf.activate(None) as model:
         base = score_items(model, hf.tokenizer, items, batch_size=16)
     for a, b, c in zip(one, many, base):
-        assert a["answer_logp"] == pytest.approx(b["answer_logp"], abs=1e-5)
-        assert a["mia_zlib"] == pytest.approx(b["mia_zlib"], abs=1e-6)
-        assert abs(a["answer_logp"] - c["answer_logp"]) > 1e-2
+        assert a.answer_logp == pytest.approx(b.answer_logp, abs=1e-5)
+        assert a.mia_zlib == pytest.approx(b.mia_zlib, abs=1e-6)
+        assert abs(a.answer_logp - c.answer_logp) > 1e-2
     assert score_items(model, hf.tokenizer, []) == []
     hf.close()
 

@@ -2,11 +2,14 @@
 import pytest
 
 from obliviate.eval import views
+from obliviate.eval.rows import EvalMeta
+
+from tests.eval.sample_rows import make_row
 
 
 def row(model, language, *, split="forget", fake=None, correct=None, modality="text", kind="shared", **extra):
-    return {"model": model, "split": split, "language": language, "modality": modality, "kind": kind,
-            "says_fake": fake, "correct": correct, **extra}
+    return make_row(model=model, split=split, language=language, modality=modality, kind=kind, says_fake=fake,
+                    correct=correct, **extra)
 
 
 @pytest.fixture
@@ -94,8 +97,8 @@ def test_mia_auc_and_forget_quality():
 
 
 def test_all_views_and_round_trip(rows):
-    meta = {"fake_language": "fr", "models": {"ga_en": {"unlearn_languages": ["en"]}},
-            "relearn_pairs": {"ga_en_fr": "ga_en"}}
+    meta = EvalMeta(model="m", fake_language="fr", models={"ga_en": {"unlearn_languages": ["en"]}},
+                    relearn_pairs={"ga_en_fr": "ga_en"})
     tables = views.all_views(rows, meta)
     titles = [t.title for t in tables]
     assert "says_fake by split" in titles
@@ -105,3 +108,12 @@ def test_all_views_and_round_trip(rows):
         assert views.Table.from_dict(t.to_dict()) == t
         assert all(len(v) == len(t.cols) for v in t.values)
     assert views.all_views([], meta) == []
+
+
+def test_metric_names_are_row_fields(rows):
+    with pytest.raises(ValueError, match="not a result-row field"):
+        views.mean_table(rows, "fake_rate", col_key="language")
+    with pytest.raises(ValueError, match="not a result-row field"):
+        views.mean_table(rows, "says_fake", col_key="lang")
+    t = views.mean_table(rows, "says_fake", col_key=lambda r: r.language.upper(), row_order=["ga_en_fr"])
+    assert t.rows[0] == "ga_en_fr" and "EN" in t.cols
