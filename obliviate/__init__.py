@@ -13,8 +13,9 @@ _EXPORTS = {
     "Unlearner": "obliviate.train.unlearner", "RunResult": "obliviate.train.unlearner",
     "TrainOptions": "obliviate.train.loop", "MethodOptions": "obliviate.train.step",
     "LoraOptions": "obliviate.models.adapters", "Evaluator": "obliviate.eval.evaluate",
+    "EvalOptions": "obliviate.eval.options", "WorldSpec": "obliviate.data.world",
     "Item": "obliviate.data.schema", "load_items": "obliviate.data.schema", "write_items": "obliviate.data.schema",
-    "build_world": "obliviate.data.world.build", "build_tiny_model": "obliviate.models.tiny",
+    "build_world": "obliviate.data.world", "build_tiny_model": "obliviate.models.tiny",
     "load_model": "obliviate.models.load", "write_report": "obliviate.eval.report",
     "run_demo": "obliviate.recipes.demo",
 }

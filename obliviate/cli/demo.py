@@ -26,6 +26,6 @@ def demo(out, size, fake_language, seed, backend, no_progress):
     out = out or f"demo-out/{size}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         run_demo(out, size=size, fake_language=fake_language, seed=seed,
-                 backend=None if backend == "auto" else backend, echo=click.echo, progress=not no_progress)
+                 backend=backend, echo=click.echo, progress=not no_progress)
     except (ValueError, FileExistsError) as err:
         raise click.ClickException(str(err)) from err

@@ -21,13 +21,14 @@ from typing import Callable
 
 from obliviate.recipes import demo_tables
 from obliviate.eval.evaluate import Evaluator
+from obliviate.eval.options import EvalOptions
 from obliviate.models.tiny import build_tiny_model, tokenizer_corpus
 from obliviate.train.step import MethodOptions
 from obliviate.eval.report import write_report
 from obliviate.data.schema import LANGUAGES, Item, load_items, write_items
 from obliviate.train.loop import TrainOptions
 from obliviate.train.unlearner import Unlearner
-from obliviate.data.world.build import build_world
+from obliviate.data.world import build_world
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Setup:
     world: Path
     fake_language: str
     roles: dict  # player id -> "fake" | "forget" | "retain" | ...
-    backend: str | None
+    backend: str
     progress: bool
 
     def unlearner(self, model, **kw) -> Unlearner:
@@ -137,7 +138,7 @@ class Setup:
 
 
 def run_demo(out: str | Path, *, size: str = "quick", fake_language: str = "fr", seed: int = 0,
-             backend: str | None = None, echo: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
+             backend: str = "auto", echo: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the whole demo into `out` (created; an existing non-empty folder is refused)."""
     s = _check(size, fake_language)
     out = Path(out)
@@ -278,8 +279,9 @@ def offside_probes(setup: Setup, forget_players: set) -> dict[str, Path]:
 def evaluate(setup: Setup, model: Path, adapters: dict, splits: dict, out: Path, *, backend, fake_language=None,
              relearn_pairs=None):
     """Every probe split answered and scored by the pretrained model and every adapter."""
-    ev = Evaluator(model, adapters=adapters, base_name="pretrained", backend=backend, cache_dir=setup.out / "cache",
-                   progress=setup.progress, max_new_tokens=setup.size.max_new_tokens, fake_language=fake_language)
+    options = EvalOptions(backend=backend, cache_dir=setup.out / "cache", progress=setup.progress,
+                          max_new_tokens=setup.size.max_new_tokens, fake_language=fake_language)
+    ev = Evaluator(model, adapters=adapters, base_name="pretrained", options=options)
     try:
         return ev.run(splits, out=out, relearn_pairs=relearn_pairs)
     finally:
