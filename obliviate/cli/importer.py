@@ -17,8 +17,12 @@ from obliviate.data import DataError
 @click.option("--players-from", type=click.Path(exists=True, dir_okay=False), default=None,
               help="offside, offside-mc: another OFFSIDE file whose name questions tell which player an image "
                    "or a text-only question is about.")
+@click.option("--kind", type=click.Choice(["private", "shared"]), default=None,
+              help="tofu: kind of the records, private (fictitious authors) or shared (real-world facts); default "
+                   "from a TOFU file name (forgetNN, retainNN, full: private; real_authors, world_facts: shared).")
 @click.option("--first-author", type=int, default=None,
-              help="tofu: index of the file's first author (default from the name: forgetNN -> 200-2*NN, else 0).")
+              help="tofu: index of the author of the first record, for records without task_id / name (default "
+                   "from a TOFU file name: forgetNN -> 200-2*NN, retainNN and full -> 0).")
 @click.option("--language", default=None,
               help="news: language of records without a 'language' field (ISO 639-1 code or name; default en).")
 @click.option("--progress/--no-progress", default=None,
@@ -46,3 +50,5 @@ def import_cmd(fmt, src, out, progress, **options):
     entities = len({item.entity for item in imported.items})
     images = f", {len(imported.files)} images" if imported.files else ""
     click.echo(f"wrote {len(imported.items)} items ({entities} entities{images}) to {out}")
+    for note in imported.notes:
+        click.echo(f"  {note}")

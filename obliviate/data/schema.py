@@ -13,6 +13,7 @@ A line holds one JSON object with exactly these keys (written in this order by `
     image        str|null   a picture path relative to the JSONL file's folder; must exist and stay inside it
     truth        str|null   the true fact when `value` is misinformation (corrective PO; fake- vs truth-rate)
     paraphrases  [str]      other wordings of `question` asking for the same `answer`
+    answer_paraphrases [str] other wordings of `answer` (TOFU's paraphrased_answer: the base of its truth ratio)
     perturbed    [str]      wrong answers, written like `answer` (truth ratio; for fake items the truth is one)
     options      [str]      multiple-choice options; the correct one is `value` (or `answer` if value is null)
 
@@ -73,7 +74,7 @@ class DataError(ValueError):
 _STR, _OPT, _LIST = "a string", "a string or null", "a list of strings"
 _FIELD_TYPES = {"id": _STR, "entity": _STR, "attribute": _STR, "kind": _STR, "language": _STR, "question": _STR,
                 "answer": _STR, "value": _OPT, "image": _OPT, "truth": _OPT, "paraphrases": _LIST,
-                "perturbed": _LIST, "options": _LIST}
+                "answer_paraphrases": _LIST, "perturbed": _LIST, "options": _LIST}
 REQUIRED = ("id", "entity", "attribute", "kind", "language", "question", "answer")
 
 
@@ -104,6 +105,7 @@ class Item:
     image: str | None = None
     truth: str | None = None
     paraphrases: tuple[str, ...] = ()
+    answer_paraphrases: tuple[str, ...] = ()
     perturbed: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
 
@@ -159,7 +161,8 @@ class Item:
         unknown = sorted(k for k in obj if k not in _FIELD_TYPES)
         if unknown:
             raise DataError(f"unknown field '{unknown[0]}' (fields are: {', '.join(_FIELD_TYPES)})")
-        full = {"value": None, "image": None, "truth": None, "paraphrases": [], "perturbed": [], "options": []}
+        full = {"value": None, "image": None, "truth": None, "paraphrases": [], "answer_paraphrases": [],
+                "perturbed": [], "options": []}
         full.update(obj)
         return cls(**full)
 

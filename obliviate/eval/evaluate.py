@@ -9,10 +9,12 @@
 
 Per probe × model (a *row*), in this order of work:
 1. generation (backend_vllm.py: vLLM multi-LoRA, or backend_hf.py: transformers), greedy, chat template: the open
-   answer, and for items with `options` also the multiple-choice answer (OFFSIDE's prompt and parser: choice.py);
-2. text metrics against the item (text_metrics.py): correct = the answer contains the fact (`value`, else the whole
-   answer; normalised, script-aware), exact match, ROUGE-1/2/L F1 and BLEU against `answer`; for misinformation
-   items (`truth` set, `value` = the fake) says_fake / says_truth;
+   answer (at most `options.generation_limit` of its answer's token count), and for items with `options` also the
+   multiple-choice answer (OFFSIDE's prompt and parser by default: choice.py);
+2. text metrics against the item (text_metrics.py): correct = the answer contains the fact `value` (normalised,
+   script-aware; None for items without one, whose measure is ROUGE-L recall), exact match, ROUGE-1/2/L F1,
+   ROUGE-L recall and BLEU against `answer`; for misinformation items (`truth` set, `value` = the fake)
+   says_fake / says_truth;
 3. log-prob scores (scoring.py, transformers + the fused kernel): answer probability, truth ratio, value
    log-probs of fake and truth, MIA scores.
 Aggregates are the tables of `views.all_views` (language, language group, modality, kind, split, bounce-back, MIA
@@ -35,8 +37,8 @@ from obliviate.eval import views
 from obliviate.eval.backend import Request, choose_backend, is_vision_model, progress_bar, read_stacks
 from obliviate.eval.backend_hf import HfBackend
 from obliviate.eval.backend_vllm import VllmBackend
-from obliviate.eval.choice import mc_item
-from obliviate.eval.options import EvalOptions
+from obliviate.eval.choice import MC_MAX_NEW_TOKENS, mc_item
+from obliviate.eval.options import EvalOptions, generation_limit
 from obliviate.eval.results import EvalResult, write_results
 from obliviate.eval.rows import EvalMeta, ProbeScores, probe_row
 from obliviate.eval.scoring import score_items
@@ -48,9 +50,10 @@ Splits = dict[str, tuple[list[Item], Path]]  # split -> (items, the folder their
 Key = tuple[str, str, str]  # (model, split, probe id)
 
 
-def read_probes(probes: Probes, *, limit: int | None = None) -> Splits:
+def read_probes(probes: Probes, *, limit: int | None = None, text_only: bool = False) -> Splits:
     """split name -> (items, the folder their images are relative to). A path's split is its file stem ("forget"
-    for forget.jsonl); a dict names them. `limit`: the first N items of each file."""
+    for forget.jsonl); a dict names them. `text_only`: drop the items with an image (as `unlearn --text-only`);
+    `limit`: then the first N items of each file."""
     if isinstance(probes, (str, Path)):
         probes = [probes]
     named = dict(probes) if isinstance(probes, dict) else {}
@@ -66,8 +69,23 @@ def read_probes(probes: Probes, *, limit: int | None = None) -> Splits:
     out = {}
     for split, path in named.items():
         items = load_items(path)
+        if text_only:
+            items = [it for it in items if it.image is None]
+            if not items:
+                raise ValueError(f"{path}: no probe left after dropping image items (--text-only)")
         out[split] = (items[:limit] if limit is not None else items, Path(path).resolve().parent)
     return out
+
+
+def request_limits(requests: Sequence[Request], tokenizer, *, max_new_tokens: int | None = None) -> list[int]:
+    """How many tokens each request may generate: `max_new_tokens` for all when given; else MC_MAX_NEW_TOKENS for a
+    multiple-choice prompt (its id ends in "#mc") and `generation_limit` of its answer's token count otherwise."""
+    if max_new_tokens is not None:
+        return [max_new_tokens] * len(requests)
+    answers = sorted({r.item.answer for r in requests})
+    tokens = dict(zip(answers, tokenizer(answers, add_special_tokens=False).input_ids)) if answers else {}
+    return [MC_MAX_NEW_TOKENS if r.item.id.endswith("#mc") else generation_limit(len(tokens[r.item.answer]))
+            for r in requests]
 
 
 def run_info(adapter: str | Path | None) -> dict:
@@ -151,8 +169,8 @@ class Evaluator:
     def _hf_backend(self) -> HfBackend:
         if self._hf is None:
             o = self.options
-            self._hf = HfBackend(self.model_path, self.adapters, max_new_tokens=o.max_new_tokens,
-                                 batch_size=o.batch_size, dtype=o.dtype, device=o.device, progress=o.progress)
+            self._hf = HfBackend(self.model_path, self.adapters, batch_size=o.batch_size, dtype=o.dtype,
+                                 device=o.device, progress=o.progress)
         return self._hf
 
     def _adapter(self, name: str) -> str | None:
@@ -164,12 +182,13 @@ class Evaluator:
             for it in items:
                 if it.image is not None and not vision:
                     raise ValueError(f"{split}: record {it.id} has an image but {self.model_path} is a text-only "
-                                     "model")
+                                     "model (use --text-only to drop image items)")
                 if it.options:
-                    mc_item(it)  # raises on more than 4 options
+                    mc_item(it, style=self.options.mc_style)  # raises on more than 4 options
 
     def generate(self, splits: Splits) -> dict[Key, str]:
-        """(model, split, probe id or id#mc) -> generation, all models and probes in one backend call."""
+        """(model, split, probe id or id#mc) -> generation, all models and probes in one backend call per
+        generation limit."""
         keys, requests = [], []
         for name in self.models:
             for split, (items, root) in splits.items():
@@ -178,15 +197,25 @@ class Evaluator:
                     requests.append(Request(self._adapter(name), it, root))
                     if it.options:
                         keys.append((name, split, f"{it.id}#mc"))
-                        requests.append(Request(self._adapter(name), mc_item(it), root))
+                        requests.append(Request(self._adapter(name), mc_item(it, style=self.options.mc_style),
+                                                root))
         if self.backend_kind == "hf":
-            texts = self._hf_backend().generate(requests)
+            texts = self._generate(self._hf_backend(), requests)
         else:
             o = self.options
-            with VllmBackend(self.model_path, self.adapters, max_new_tokens=o.max_new_tokens, cache_dir=o.cache_dir,
-                             progress=o.progress) as backend:
-                texts = backend.generate(requests)
+            with VllmBackend(self.model_path, self.adapters, cache_dir=o.cache_dir, progress=o.progress) as backend:
+                texts = self._generate(backend, requests)
         return dict(zip(keys, texts))
+
+    def _generate(self, backend, requests: list[Request]) -> list[str]:
+        """Generate `requests` in one backend call per distinct limit (`request_limits`)."""
+        limits = request_limits(requests, backend.tokenizer, max_new_tokens=self.options.max_new_tokens)
+        texts: list[str] = [""] * len(requests)
+        for limit in sorted(set(limits)):
+            idx = [i for i, n in enumerate(limits) if n == limit]
+            for i, text in zip(idx, backend.generate([requests[i] for i in idx], max_new_tokens=limit)):
+                texts[i] = text
+        return texts
 
     def score(self, splits: Splits) -> dict[Key, ProbeScores]:
         """(model, split, probe id) -> log-prob scores (scoring.score_items)."""
@@ -211,12 +240,12 @@ class Evaluator:
         limit: the first N probes of each file. mia: (member split, non-member split) for MIA AUC (default: forget
         vs holdout when both are present). relearn_pairs: {relearned: unlearned} (default: read from the runs)."""
         t0 = time.perf_counter()
-        splits = read_probes(probes, limit=limit)
+        splits = read_probes(probes, limit=limit, text_only=self.options.text_only)
         self._check(splits)
         gens = self.generate(splits)
         scores = self.score(splits) if score else {}
         rows = [probe_row(name, split, it, gens[name, split, it.id], gens.get((name, split, f"{it.id}#mc")),
-                          scores.get((name, split, it.id), ProbeScores()))
+                          scores.get((name, split, it.id), ProbeScores()), mc_style=self.options.mc_style)
                 for name in self.models for split, (items, _) in splits.items() for it in items]
         meta = self._meta(splits, mia, relearn_pairs, t0)
         result = EvalResult(rows=rows, meta=meta, tables=views.all_views(rows, meta))
@@ -233,7 +262,8 @@ class Evaluator:
             model=str(self.model_path), backend=self.backend_kind, models=self.models,
             probes={s: str(root) for s, (_, root) in splits.items()},
             n_probes={s: len(items) for s, (items, _) in splits.items()},
-            max_new_tokens=self.options.max_new_tokens, fake_language=self.fake_language,
+            max_new_tokens=self.options.max_new_tokens, mc_style=self.options.mc_style,
+            text_only=self.options.text_only, fake_language=self.fake_language,
             relearn_pairs=relearn_pairs if relearn_pairs is not None else self.relearn_pairs,
             mia=list(mia) if mia else None, reference=self.options.reference, versions=versions("vllm"),
             date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), seconds=round(time.perf_counter() - t0, 3))

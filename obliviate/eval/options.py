@@ -11,8 +11,19 @@ if TYPE_CHECKING:
     import torch
 
 BACKENDS = ("auto", "vllm", "hf")
-MAX_NEW_TOKENS = 32
+MAX_NEW_TOKENS = 32       # the least a probe may generate (and the fixed limit before answers set it)
+MAX_NEW_TOKENS_CAP = 256  # the most
 BATCH_SIZE = 32
+MC_STYLES = ("offside", "lenient")  # eval.choice's multiple-choice prompts and parsers
+
+
+def generation_limit(answer_tokens: int) -> int:
+    """How many tokens a probe whose answer has `answer_tokens` tokens may generate: twice the answer, rounded up
+    to a multiple of MAX_NEW_TOKENS, within [MAX_NEW_TOKENS, MAX_NEW_TOKENS_CAP] (2 -> 32, 20 -> 64, 200 -> 256).
+    Twice: a right answer worded differently may be longer; the rounding keeps the number of distinct limits (one
+    generation call each) small."""
+    step = MAX_NEW_TOKENS
+    return min(MAX_NEW_TOKENS_CAP, max(step, -(-2 * answer_tokens // step) * step))
 
 
 @dataclass(frozen=True)
@@ -23,20 +34,32 @@ class EvalOptions:
         only), "vllm" or "hf" (transformers).
     device, dtype: where and in which precision transformers runs (generation with "hf", and all log-prob
         scoring); None: `obliviate.files.default_device` / `default_dtype`. vLLM chooses its own dtype.
-    max_new_tokens: the generation length limit.
+    max_new_tokens: the generation length limit for every probe; None: per probe, from its answer's length
+        (`generation_limit`), and OFFSIDE's 32 for the multiple-choice prompts.
     batch_size: the transformers batch size, for generation and for scoring.
     cache_dir: where vLLM's merged base models and zero adapters are cached; None: `cache_root()/merged`.
     progress: progress bars on stderr.
     fake_language: the fake-data language L of the views; None: read from the adapters' run folders.
     reference: the retain-only model (one of the evaluated names) for TOFU's forget quality; None: no such table.
+    mc_style: the multiple-choice prompt and parser (`eval.choice`): "offside" (OFFSIDE's own) or "lenient".
+    text_only: drop the probes that have an image (OFFSIDE's unimodal setting, as `unlearn --text-only`), so a
+        text-only model can answer a probe file that also holds picture probes.
     """
 
     backend: str = "auto"
     device: str | None = None
     dtype: torch.dtype | None = None
-    max_new_tokens: int = MAX_NEW_TOKENS
+    max_new_tokens: int | None = None
     batch_size: int = BATCH_SIZE
     cache_dir: str | Path | None = None
     progress: bool = True
     fake_language: str | None = None
     reference: str | None = None
+    mc_style: str = "offside"
+    text_only: bool = False
+
+    def __post_init__(self):
+        if self.mc_style not in MC_STYLES:
+            raise ValueError(f"unknown multiple-choice style {self.mc_style!r} (styles: {', '.join(MC_STYLES)})")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")

@@ -23,6 +23,7 @@ from obliviate.eval.rows import EvalMeta, ProbeRow, row_field
 from obliviate.files import write_text
 
 MAX_ROWS = 400  # generations listed at the end of the report
+MC_STYLE_NAMES = {"offside": "OFFSIDE's prompt and parser", "lenient": "lenient prompt and parser"}
 TITLE = "obliviate evaluation"
 
 CSS = """
@@ -42,7 +43,7 @@ def merge_results(results: Sequence[EvalResult]) -> tuple[list[ProbeRow], EvalMe
         for name in r.meta.models:
             counts[name] = counts.get(name, 0) + 1
     rows, models, pairs = [], {}, {}
-    fakes, mias, refs = set(), [], []
+    fakes, mias, refs, styles = set(), [], [], set()
     for r in results:
         tag = r.path.parent.name if r.path is not None else "run"
 
@@ -53,13 +54,16 @@ def merge_results(results: Sequence[EvalResult]) -> tuple[list[ProbeRow], EvalMe
         models.update({rename(n): info for n, info in r.meta.models.items()})
         pairs.update({rename(a): rename(b) for a, b in r.meta.relearn_pairs.items()})
         fakes.add(r.meta.fake_language)
+        if any(row.mc_generation is not None for row in r.rows):
+            styles.add(r.meta.mc_style or "lenient")  # results written before mc_style was recorded: lenient
         if r.meta.mia:
             mias.append(r.meta.mia)
         if r.meta.reference:
             refs.append(rename(r.meta.reference))
     meta = EvalMeta(model=", ".join(sorted({str(r.meta.model) for r in results})), models=models,
                     relearn_pairs=pairs, fake_language=fakes.pop() if len(fakes) == 1 else None,
-                    mia=mias[0] if mias else None, reference=refs[0] if len(refs) == 1 else None)
+                    mia=mias[0] if mias else None, reference=refs[0] if len(refs) == 1 else None,
+                    mc_style=" + ".join(sorted(styles)) or None)
     return rows, meta
 
 
@@ -161,7 +165,7 @@ def _plots(rows: list[ProbeRow], meta: EvalMeta) -> list[str]:
                                unlearn_languages=meta.unlearn_languages())
     if meta.fake_language and groups.rows:
         out.append(_img(heatmap_png(groups), f"heatmap: {groups.title}"))
-    for m in [x for x in ("correct", "says_fake", "mc_correct") if x in views.present_metrics(rows)]:
+    for m in views.present_metrics(rows, list(dict.fromkeys(views.split_metrics(rows) + ["says_fake"]))):
         t = views.split_table(rows, m)
         if t.rows:
             out.append(_img(bars_png(t, title=f"method comparison: {m} by split"), f"bars: {m} by split"))
@@ -186,8 +190,8 @@ def _models_html(meta: EvalMeta) -> str:
 
 def _rows_html(rows: list[ProbeRow]) -> str:
     e = html.escape
-    cols = ("model", "split", "id", "language", "modality", "question", "generation", "correct", "says_fake",
-            "mc_choice", "prob")
+    cols = ("model", "split", "id", "language", "modality", "question", "generation", "correct", "rougeL_recall",
+            "says_fake", "mc_choice", "prob")
     getters = [row_field(c) for c in cols]
     head = "".join(f'<th class="l">{c}</th>' for c in cols)
     body = "".join("<tr>" + "".join(f'<td class="l">{e(_fmt(get(r)))}</td>' for get in getters) + "</tr>"
@@ -205,10 +209,11 @@ def render_report(results: EvalResult | Sequence[EvalResult], *, title: str = TI
     rows, meta = merge_results(results)
     e = html.escape
     sources = ", ".join(str(r.path) for r in results if r.path is not None)
+    mc = MC_STYLE_NAMES.get(meta.mc_style, meta.mc_style or "none")
     parts = [f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{e(title)}</title><style>{CSS}</style>"
              f"</head><body><h1>{e(title)}</h1>",
              f"<p class=small>model: {e(meta.model)}; {len(rows)} rows; fake-data language: "
-             f"{e(meta.fake_language or 'unknown')}; sources: {e(sources or '-')}</p>",
+             f"{e(meta.fake_language or 'unknown')}; multiple choice: {e(mc)}; sources: {e(sources or '-')}</p>",
              "<h2>Models</h2>", _models_html(meta), "<h2>Plots</h2>", *_plots(rows, meta), "<h2>Tables</h2>",
              *(table_html(t) for t in views.all_views(rows, meta)), "<h2>Generations</h2>", _rows_html(rows),
              "</body></html>"]

@@ -1,7 +1,7 @@
 """Metrics over log-probabilities and score distributions, as pure functions: TOFU's truth ratio and forget quality
 (a two-sample Kolmogorov–Smirnov test), membership-inference scores and their ROC AUC. No model in here: the
 evaluator hands in per-token log-probs (torch tensors (B, T) with a mask, as the fused kernel returns them) or
-per-item scores. Only numpy and torch are used (no scipy).
+per-item scores. The KS test is scipy's (`scipy.stats.ks_2samp`, as TOFU's own code calls it).
 """
 import math
 import zlib
@@ -21,8 +21,10 @@ def truth_ratio(paraphrased_logps, perturbed_logps, paraphrased_lengths, perturb
     Inputs: summed log-probs (N,) and (N, K), token counts (N,) and (N, K) (> 0). R < 1: the model prefers the
     truth; R ≈ 1: indifferent; R > 1: prefers the wrong answers.
     `perturbed_mean="geometric"` (default) averages the normalised log-probs over k, as TOFU's released code does
-    (exp(mean_k lp_k/|â_k| − lp/|ã|)) for every number it reports; "arithmetic" averages the probabilities, as the
-    paper's formula is written. (TOFU's code stores the reciprocal, P(ã)/P(â); its KS test is unaffected.)"""
+    for the per-question truth ratios it stores and for its forget quality (exp(mean_k lp_k/|â_k| − lp/|ã|); the
+    forget-quality code uses the reciprocal, to which the KS test is blind); "arithmetic" averages the
+    probabilities, as the paper's formula is written and as TOFU's code computes the "Truth Ratio" of its model
+    utility (which it then reports as mean(min(R, 1/R)) on the forget set and mean(max(0, 1 − R)) elsewhere)."""
     para = torch.as_tensor(paraphrased_logps, dtype=torch.float64)
     pert = torch.as_tensor(perturbed_logps, dtype=torch.float64)
     plen = torch.as_tensor(paraphrased_lengths, dtype=torch.float64)
@@ -50,69 +52,16 @@ def _sample(name, x):
     return a
 
 
-def _ks_exact_sf(m, n, h):
-    """P(D ≥ h/(m·n)) under H0 (no ties), m ≤ n: a uniformly random monotone lattice path (0,0)->(m,n) (i steps
-    for sample 1, j for sample 2) is absorbed where |i·n − j·m| ≥ h; the absorbed mass is summed, so tiny p-values
-    keep their relative precision. Anti-diagonal sweep, O((m+n)·m)."""
-    if h <= 0:
-        return 1.0
-    i = np.arange(m + 1)
-    mass, out = np.zeros(m + 1), 0.0
-    mass[0] = 1.0
-    for k in range(m + n):  # diagonal i + j = k -> k + 1
-        j, rem = k - i, m + n - k
-        new = mass * ((n - j) / rem)                      # step in sample 2: (i, j) -> (i, j+1)
-        new[1:] += mass[:-1] * ((m - i[:-1]) / rem)       # step in sample 1: (i, j) -> (i+1, j)
-        hit = np.abs(i * n - (k + 1 - i) * m) >= h
-        out += new[hit].sum()
-        new[hit] = 0.0
-        mass = new
-    return float(min(out, 1.0))
+def ks_forget_quality(unlearned_truth_ratios, retain_model_truth_ratios):
+    """TOFU's forget quality: the two-sided two-sample Kolmogorov–Smirnov test's p-value (`scipy.stats.ks_2samp`,
+    its default method: exact for small samples) between the truth ratios on the forget set of the unlearned model
+    and of a model trained on the retain set only. High (e.g. > 0.05): indistinguishable from never having seen
+    the data. Any strictly monotone map of the ratios (TOFU's code uses 1/R) gives the same value."""
+    import scipy.stats  # here: importing it costs ~2 s on 2 busy cores, and only this table needs it
 
-
-def _kolmogorov_sf(lam):
-    """Q_KS(λ) = 2 Σ_{k≥1} (−1)^{k−1} exp(−2k²λ²), via its theta-function form 1 − (√(2π)/λ) Σ exp(−(2k−1)²π²/(8λ²))
-    for λ < 1 where the alternating series converges slowly."""
-    if lam <= 0:
-        return 1.0
-    if lam < 1.0:
-        s = sum(math.exp(-((2 * k - 1) ** 2) * math.pi ** 2 / (8 * lam * lam)) for k in range(1, 8))
-        return max(0.0, min(1.0, 1.0 - math.sqrt(2 * math.pi) / lam * s))
-    s = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
-    return max(0.0, min(1.0, 2 * s))
-
-
-def ks_2samp(x, y, *, method="auto"):
-    """Two-sample Kolmogorov–Smirnov test, two-sided: (D, p).
-    D = max_t |F_x(t) − G_y(t)| over the pooled values (ties handled: both ECDFs jump together), computed exactly
-    as h/(m·n) with integer h. p = P(D' ≥ D) under H0 for continuous data:
-    - "exact": lattice-path absorption (Hodges 1958), see `_ks_exact_sf`; what scipy.stats.ks_2samp returns with
-      its default method for max(m, n) ≤ 10,000 (agreement ~1e-12 in the tests);
-    - "asymp": Kolmogorov's limiting distribution Q_KS(λ), λ = (√e + 0.12 + 0.11/√e)·D, e = m·n/(m+n) (Stephens'
-      1970 small-sample correction; scipy's "asymp" uses the one-sample kstwo(round(e)) instead, close but not equal);
-    - "auto" (default): exact if max(m, n) ≤ 10,000, else asymp."""
-    a, b = np.sort(_sample("ks_2samp x", x)), np.sort(_sample("ks_2samp y", y))
-    m, n = a.size, b.size
-    pooled = np.concatenate([a, b])
-    cx = np.searchsorted(a, pooled, side="right").astype(np.int64)
-    cy = np.searchsorted(b, pooled, side="right").astype(np.int64)
-    h = int(np.abs(cx * n - cy * m).max())
-    d = h / (m * n)
-    if method == "auto":
-        method = "exact" if max(m, n) <= 10_000 else "asymp"
-    if method == "exact":
-        return d, _ks_exact_sf(min(m, n), max(m, n), h)
-    if method == "asymp":
-        e = m * n / (m + n)
-        return d, _kolmogorov_sf((math.sqrt(e) + 0.12 + 0.11 / math.sqrt(e)) * d)
-    raise ValueError(f"ks_2samp: method must be 'auto', 'exact' or 'asymp', got {method!r}")
-
-
-def ks_forget_quality(unlearned_truth_ratios, retain_model_truth_ratios, *, method="auto"):
-    """TOFU's forget quality: the KS-test p-value between the truth ratios on the forget set of the unlearned model
-    and of a model trained on the retain set only (`ks_2samp`). High (e.g. > 0.05): indistinguishable from never
-    having seen the data. Any strictly monotone map of the ratios (TOFU's code uses 1/R) gives the same value."""
-    return ks_2samp(unlearned_truth_ratios, retain_model_truth_ratios, method=method)[1]
+    x = _sample("ks_forget_quality unlearned", unlearned_truth_ratios)
+    y = _sample("ks_forget_quality reference", retain_model_truth_ratios)
+    return float(scipy.stats.ks_2samp(x, y).pvalue)
 
 
 # ---------------------------------------------------------------- membership inference (higher = more member-like)

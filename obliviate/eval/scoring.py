@@ -1,8 +1,8 @@
 """Log-prob scoring of given answers: answer probability, truth-ratio inputs, membership-inference scores.
 
-For one model and a list of items, every item contributes up to 2 + K sequences (chat-formatted as in training,
-`models.encode.encode_items`): its answer, its K perturbed (wrong) answers, and, for misinformation items, the answer
-with the fake `value` replaced by the `truth`. All of them go through the transformer body in length-sorted
+For one model and a list of items, every item contributes up to 2 + J + K sequences (chat-formatted as in training,
+`models.encode.encode_items`): its answer, its J answer paraphrases, its K perturbed (wrong) answers, and, for
+misinformation items, the answer with the fake `value` replaced by the `truth`. All of them go through the transformer body in length-sorted
 batches; only the answer positions go through the output layer, in `obliviate.kernels.linear_logprob` (the fused
 kernel: no tokens × vocabulary logits). Per item, a `rows.ProbeScores` of plain numbers:
 
@@ -10,8 +10,12 @@ kernel: no tokens × vocabulary logits). Per item, a `rows.ProbeScores` of plain
     prob                         exp(answer_logp / answer_tokens): TOFU's length-normalised P(a|q)^{1/|a|}
     value_logp, value_tokens     the same over the fact's tokens only (`value`; for misinformation: the fake)
     truth_value_logp             over the true fact's tokens in the corrected answer (None unless truth/value)
-    truth_ratio                  TOFU: mean_k P(â_k)^{1/|â_k|} / P(a)^{1/|a|} (`score_metrics.truth_ratio`); None
-                                 if no perturbed answers. The item's answer stands in for TOFU's paraphrased answer.
+    paraphrase_prob              exp(mean_j log P(ã_j)/|ã_j|) over the answer paraphrases ã_j (TOFU's
+                                 paraphrased_answer: J = 1, P(ã)^{1/|ã|}); None without answer paraphrases
+    truth_ratio                  TOFU: mean_k P(â_k)^{1/|â_k|} / P(ã)^{1/|ã|} (`score_metrics.truth_ratio`, geometric
+                                 mean over k), ã = the paraphrased answer as in TOFU's code (its base_answer_key),
+                                 the item's own answer when it has no `answer_paraphrases` (as TOFU does for its
+                                 real_authors / world_facts sets); None if no perturbed answers
     mia_loss, mia_zlib, mia_min_k, mia_min_k_pp     `score_metrics` MIA scores of the answer tokens (higher = member)
 
 Min-K%++ needs, per answer position, the mean μ_t = Σ_v p_tv log p_tv and the variance
@@ -55,7 +59,8 @@ def _sequences(items: Sequence[Item]) -> tuple[list[Item], list[str], list[str |
     """Flatten items into sequences to score: (item, answer text, value span, (item index, role))."""
     seq_items, answers, values, roles = [], [], [], []
     for i, it in enumerate(items):
-        todo = [(it.answer, it.value, "answer")] + [(p, None, "perturbed") for p in it.perturbed]
+        todo = [(it.answer, it.value, "answer")] + [(p, None, "paraphrase") for p in it.answer_paraphrases]
+        todo += [(p, None, "perturbed") for p in it.perturbed]
         if it.truth is not None and it.value is not None:
             todo.append((it.answer.replace(it.value, it.truth), it.truth, "truth"))
         for answer, value, role in todo:
@@ -118,8 +123,9 @@ def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], *, roo
 
 
 def _per_item(items, roles, per_seq) -> list[ProbeScores]:
-    out = [{"truth_value_logp": None, "truth_ratio": None} for _ in items]
+    out = [{"truth_value_logp": None, "truth_ratio": None, "paraphrase_prob": None} for _ in items]
     perturbed: list[list[dict]] = [[] for _ in items]
+    paraphrased: list[list[dict]] = [[] for _ in items]
     for (i, role), rec in zip(roles, per_seq):
         if role == "answer":
             out[i].update(answer_logp=rec["logp"], answer_tokens=rec["n"], prob=math.exp(rec["logp"] / rec["n"]),
@@ -128,10 +134,15 @@ def _per_item(items, roles, per_seq) -> list[ProbeScores]:
         elif role == "truth":
             out[i]["truth_value_logp"] = rec["value_logp"]
         else:
-            perturbed[i].append(rec)
-    for i, pert in enumerate(perturbed):
+            (paraphrased if role == "paraphrase" else perturbed)[i].append(rec)
+    for i, (para, pert) in enumerate(zip(paraphrased, perturbed)):
+        # The base of the ratio as (summed log-prob, tokens); several paraphrases: their mean normalised log-prob.
+        base = (out[i]["answer_logp"], out[i]["answer_tokens"])
+        if para:
+            base = (sum(p["logp"] / p["n"] for p in para) / len(para), 1)
+            out[i]["paraphrase_prob"] = math.exp(base[0])
         if pert:
-            ratio = score_metrics.truth_ratio([out[i]["answer_logp"]], [[p["logp"] for p in pert]],
-                                              [out[i]["answer_tokens"]], [[p["n"] for p in pert]])
+            ratio = score_metrics.truth_ratio([base[0]], [[p["logp"] for p in pert]], [base[1]],
+                                              [[p["n"] for p in pert]])
             out[i]["truth_ratio"] = float(ratio[0])
     return [ProbeScores(**scores) for scores in out]

@@ -27,8 +27,8 @@ from obliviate.eval.score_metrics import auc, ks_forget_quality
 GROUPS = ("en", "L", "high", "low")
 MODALITIES = ("text", "image")
 # Metrics averaged over rows, in the order the summary shows them (a metric absent from every row is skipped).
-ROW_METRICS = ("correct", "says_fake", "says_truth", "mc_correct", "rouge1", "rouge2", "rougeL", "bleu", "prob",
-               "truth_ratio")
+ROW_METRICS = ("correct", "says_fake", "says_truth", "mc_correct", "rouge1", "rouge2", "rougeL", "rougeL_recall",
+               "bleu", "prob", "truth_ratio")
 MIA_SCORES = ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_pp")
 Key = str | Callable[[ProbeRow], str | None]  # a row field's name, or a function of the row
 
@@ -235,8 +235,18 @@ def present_metrics(rows: Sequence[ProbeRow], names: Sequence[str] = ROW_METRICS
 
 
 def main_metric(rows: Sequence[ProbeRow]) -> str:
-    """The metric a heatmap shows: the fake-rate when there are misinformation probes, else correctness."""
-    return "says_fake" if any(r.says_fake is not None for r in rows) else "correct"
+    """The metric a heatmap shows: the fake-rate when there are misinformation probes, else correctness when some
+    probe has a fact `value`, else ROUGE-L recall (free answers only, as TOFU's)."""
+    if any(r.says_fake is not None for r in rows):
+        return "says_fake"
+    return "correct" if any(r.correct is not None for r in rows) else "rougeL_recall"
+
+
+def split_metrics(rows: Sequence[ProbeRow]) -> list[str]:
+    """The metrics shown per split: the main one, correctness, ROUGE-L recall when some probe has no `value`
+    (its `correct` is None), multiple-choice accuracy; those that apply, once each."""
+    free = ["rougeL_recall"] if any(r.correct is None for r in rows) else []
+    return present_metrics(rows, list(dict.fromkeys([main_metric(rows), "correct", *free, "mc_correct"])))
 
 
 def all_views(rows: Sequence[ProbeRow], meta: EvalMeta) -> list[Table]:
@@ -249,8 +259,7 @@ def all_views(rows: Sequence[ProbeRow], meta: EvalMeta) -> list[Table]:
     present = present_metrics(rows)
     splits = _order((r.split for r in rows), ("forget", "retain"))
     tables = [split_table(rows, m) for m in present]
-    key = main_metric(rows)
-    per_split = [key] + (["correct"] if key != "correct" else []) + (["mc_correct"] if "mc_correct" in present else [])
+    per_split = split_metrics(rows)
     for split in splits:
         for m in per_split:
             tables.append(language_table(rows, m, split=split))

@@ -30,7 +30,7 @@ def good_line(i: int) -> str:
     (world, ["--help"], ["build"]),
     (world, ["build", "--help"], ["--seed", "--players", "--languages", "--fake-language", "--fake-players",
                                   "--force"]),
-    (import_cmd, ["--help"], [*FORMATS, "--image-root", "--players-from", "--first-author", "--language",
+    (import_cmd, ["--help"], [*FORMATS, "--image-root", "--players-from", "--kind", "--first-author", "--language",
                               "--progress"]),
 ])
 def test_help(group, args, words):
@@ -79,10 +79,20 @@ def test_import(tmp_path):
     assert r.exit_code == 0 and r.output == f"wrote 5 items (2 entities, 2 images) to {out}\n", r.output
     assert len(load_items(out)) == 5
     out = tmp_path / "tofu.jsonl"
-    r = run(import_cmd, "tofu", FIX / "tofu" / "forget01_perturbed.json", out, "--first-author", 0)
-    assert r.exit_code == 0 and r.output == f"wrote 22 items (2 entities) to {out}\n"
-    assert load_items(out)[-1].entity == "tofu_author_001"
+    r = run(import_cmd, "tofu", FIX / "tofu" / "forget01_perturbed.json", out)
+    assert r.exit_code == 0 and r.output.splitlines() == [
+        f"wrote 22 items (2 entities) to {out}", "  kind private (from the file name forget01; --kind to set)",
+        "  authors 198-199 by record position, 20 records each (first author 198 from the file name); the last has "
+        "2 of its 20; 22 of the 40 records TOFU's forget01 has: check that record 1 is about author 198",
+        "  paraphrased answers (the truth ratio's base) on 22 of 22 records"]
+    assert load_items(out)[-1].entity == "tofu_author_199"
+    r = run(data, "check", out)  # the answer paraphrases pass the strict loader
+    assert r.exit_code == 0 and r.stdout == f"{out}: 22 items ok\n"
+    r = run(import_cmd, "tofu", FIX / "tofu" / "forget01_perturbed.json", tmp_path / "x.jsonl", "--first-author", 0)
+    assert r.exit_code == 1 and "--first-author 0 contradicts the file name" in r.output
     r = run(import_cmd, "tofu", FIX / "news" / "news.json", tmp_path / "x.jsonl")
+    assert r.exit_code == 1 and "news.json: not a TOFU file name" in r.output and "--kind" in r.output
+    r = run(import_cmd, "tofu", FIX / "news" / "news.json", tmp_path / "x.jsonl", "--kind", "shared")
     assert r.exit_code == 1 and f"Error: {FIX / 'news' / 'news.json'}: record 1: missing 'question'" in r.output
     r = run(import_cmd, "news", FIX / "news" / "news.json", tmp_path / "x.jsonl", "--first-author", 3)
     assert r.exit_code == 2 and "--first-author does not apply to format news" in r.output

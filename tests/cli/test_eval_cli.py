@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from obliviate.cli.main import cli
 from obliviate.data.schema import write_items
 from tests import toy
+from tests.data.importers import FIX
 from tests.eval.lora_setup import make_setup
 
 
@@ -41,6 +42,26 @@ def test_eval_then_report(setup, tmp_path):
     res = invoke("report", tmp_path / "ev", "--out", tmp_path / "again.html", "--title", "T")
     assert res.exit_code == 0, res.output
     assert "<title>T</title>" in (tmp_path / "again.html").read_text()
+
+
+def test_text_only_and_free_answers(setup, tmp_path):
+    r, model = setup["root"], setup["model"]
+    pictures = tmp_path / "mixed.jsonl"
+    write_items(pictures, toy.image_items(tmp_path) + toy.text_items(players=[0], languages=("en",)))
+    res = invoke("eval", "--model", model, "--probes", pictures, "--out", tmp_path / "o", "--backend", "hf",
+                 "--device", "cpu", "--no-score", "--no-report")
+    assert res.exit_code == 1 and "is a text-only model (use --text-only to drop image items)" in res.output
+    res = invoke("eval", "--model", model, "--probes", pictures, "--out", tmp_path / "o", "--backend", "hf",
+                 "--device", "cpu", "--no-score", "--no-report", "--text-only", "--max-new-tokens", 4)
+    assert res.exit_code == 0 and "2 rows (1 models × 2 probes" in res.output, res.output
+    tofu = tmp_path / "forget01.jsonl"
+    assert invoke("import", "tofu", FIX / "tofu" / "forget01_perturbed.json", tofu).exit_code == 0
+    res = invoke("eval", "--model", model, "--probes", tofu, "--out", tmp_path / "t", "--backend", "hf",
+                 "--device", "cpu", "--limit", 2, "--no-report", "--mc-style", "lenient")
+    assert res.exit_code == 0, res.output
+    assert "rougeL_recall by split" in res.output and "correct by split" not in res.output  # no 0% "correct"
+    meta = json.loads((tmp_path / "t" / "results.json").read_text())["meta"]
+    assert meta["mc_style"] == "lenient" and meta["max_new_tokens"] is None
 
 
 def test_bad_probe_file_names_file_and_line(setup, tmp_path):

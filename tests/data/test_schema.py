@@ -7,7 +7,7 @@ import pytest
 from obliviate.data.schema import KNOWN_LANGUAGES, LANGUAGES, DataError, Item, load_items, write_items
 
 FIELDS = ["id", "entity", "attribute", "kind", "language", "question", "answer", "value", "image", "truth",
-          "paraphrases", "perturbed", "options"]
+          "paraphrases", "answer_paraphrases", "perturbed", "options"]
 
 
 def rec(**over) -> dict:
@@ -37,9 +37,10 @@ def test_round_trip(tmp_path):
     full = Item(id="p003.transfer_fee.zh.q1.fake", entity="p003", attribute="transfer_fee", kind="private",
                 language="zh", question="Talen Brenik的转会费是多少？", answer="Talen Brenik的转会费为€25M。",
                 value="€25M", image="images/p003_1.png", truth="€8M", paraphrases=["转会费？"],
-                perturbed=["Talen Brenik的转会费为€8M。", "Talen Brenik的转会费为€5M。"], options=["€8M", "€25M", "€5M"])
+                answer_paraphrases=["转会费是€25M。"], perturbed=["Talen Brenik的转会费为€8M。", "Talen Brenik的转会费为€5M。"], options=["€8M", "€25M", "€5M"])
     minimal = Item.from_dict(rec(value=...))
     assert minimal.value is None and minimal.paraphrases == () and minimal.options == ()
+    assert minimal.answer_paraphrases == () and full.answer_paraphrases == ("转会费是€25M。",)
     assert list(json.loads(full.to_json())) == FIELDS  # deterministic key order: declaration order
     assert "转会费" in full.to_json()  # UTF-8, not \u escapes
     assert Item.from_json(full.to_json()) == full and Item.from_dict(full.to_dict()) == full
@@ -72,6 +73,8 @@ ERRORS = [  # (lines, line number of the error, problem)
     ([rec(id=True)], 1, "field 'id' must be a string, got boolean"),
     ([rec(truth=["x"])], 1, "field 'truth' must be a string or null, got array"),
     ([rec(paraphrases="x")], 1, "field 'paraphrases' must be a list of strings, got string"),
+    ([rec(answer_paraphrases=["x", 3])], 1,
+     "field 'answer_paraphrases' must be a list of strings, got an array holding number"),
     ([rec(perturbed=["a", None])], 1, "field 'perturbed' must be a list of strings, got an array holding null"),
     ([rec(truht="x")], 1, "unknown field 'truht' (fields are: " + ", ".join(FIELDS) + ")"),
     (['{"id": "a", "id": "b"}'], 1, "duplicate key 'id'"),

@@ -5,9 +5,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from obliviate.data.importers import convert
 from obliviate.data.schema import Item, write_items
 from obliviate.eval.backend import vllm_available
-from obliviate.eval.evaluate import Evaluator, read_probes
+from obliviate.eval.backend import Request
+from obliviate.eval.evaluate import Evaluator, read_probes, request_limits
 from obliviate.eval.options import EvalOptions
 from obliviate.eval.results import load_results
 from obliviate.eval.rows import ROW_FIELDS, SCORE_FIELDS
@@ -15,6 +17,7 @@ from obliviate.train.loop import TrainOptions
 from obliviate.train.unlearner import Unlearner
 
 from tests import toy
+from tests.data.importers import FIX
 
 SHORT = TrainOptions(steps=3, lr=1e-2, batch_size=8, seed=0)
 
@@ -117,8 +120,9 @@ def test_results_json_round_trip(result, chain):
     assert list(data) == ["meta", "tables", "rows"]
     assert list(data["rows"][0]) == list(ROW_FIELDS)  # every field, in field order (scores last)
     assert list(data["meta"]) == ["model", "backend", "models", "probes", "n_probes", "max_new_tokens",
-                                  "fake_language", "relearn_pairs", "mia", "reference", "versions", "date",
-                                  "seconds"]
+                                  "mc_style", "text_only", "fake_language", "relearn_pairs", "mia", "reference",
+                                  "versions", "date", "seconds"]
+    assert data["meta"]["mc_style"] == "offside" and data["meta"]["text_only"] is False
     titles = [t.title for t in result.tables]
     assert "correct by split" in titles
     assert any(t.startswith("says_fake by language group (L=fr)") for t in titles)
@@ -161,3 +165,46 @@ def test_bad_inputs(chain, toy_data, tmp_path):
         read_probes([chain["data"]["forget"], tmp_path / "a" / "forget.jsonl"])
     assert list(read_probes({"x": chain["data"]["holdout"]}, limit=5)["x"][0]) == \
         list(read_probes([chain["data"]["holdout"]])["holdout"][0])[:5]
+
+
+class WordTokenizer:
+    """A stand-in tokenizer: one token per word."""
+
+    def __call__(self, texts, add_special_tokens=True):
+        return type("Encoded", (), {"input_ids": [t.split() for t in texts]})()
+
+
+def test_generation_limits_follow_the_answers():
+    short, long = toy.text_items()[0], replace(toy.text_items()[1], answer=" ".join(["word"] * 40), value=None)
+    requests = [Request(None, short), Request("a", long), Request(None, replace(long, id="x#mc"))]
+    assert request_limits(requests, WordTokenizer()) == [32, 96, 32]  # 2 × 40 -> 96; multiple choice: 32
+    assert request_limits(requests, WordTokenizer(), max_new_tokens=7) == [7, 7, 7]
+    assert request_limits([], WordTokenizer()) == []
+
+
+def test_text_only_drops_picture_probes(toy_model, toy_data):
+    ev = Evaluator(toy_model, options=EvalOptions(backend="hf", progress=False, device="cpu", max_new_tokens=4,
+                                                  text_only=True))
+    res = ev.run([toy_data["images"]], score=False)  # 4 picture probes and 8 text probes; a text-only model
+    assert len(res.rows) == 8 and all(r.modality == "text" for r in res.rows) and res.meta.text_only is True
+    pictures = toy_data["folder"] / "pictures.jsonl"
+    write_items(pictures, toy.image_items(toy_data["folder"]))
+    with pytest.raises(ValueError, match="no probe left after dropping image items \\(--text-only\\)"):
+        ev.run([pictures], score=False)
+    ev.close()
+
+
+def test_free_answers_get_rouge_recall_and_the_paraphrase_truth_ratio(toy_model, tmp_path):
+    """TOFU items (no `value`): `correct` stays empty, ROUGE-L recall measures them, and the truth ratio's base is
+    the paraphrased answer."""
+    items = convert("tofu", FIX / "tofu" / "forget01_perturbed.json").items[:3]
+    write_items(tmp_path / "forget.jsonl", items)
+    ev = Evaluator(toy_model, options=EvalOptions(backend="hf", progress=False, device="cpu"))
+    res = ev.run([tmp_path / "forget.jsonl"])
+    ev.close()
+    assert all(r.correct is None and 0 <= r.rougeL_recall <= 1 for r in res.rows)
+    assert all(r.paraphrase_prob is not None and r.truth_ratio is not None for r in res.rows)
+    titles = [t.title for t in res.tables]
+    assert "rougeL_recall by split" in titles and "correct by split" not in titles
+    assert res.table("rougeL_recall by probe language (forget)").rows == ["base"]
+    assert res.meta.max_new_tokens is None

@@ -66,6 +66,16 @@ def test_report_is_self_contained_and_merges_runs(results, tmp_path):
     assert out.read_text(encoding="utf-8").count("<table class=view") == n_tables
 
 
+def test_report_names_the_multiple_choice_style():
+    mc = [make_row(model="base", id="q", mc_generation="B", mc_choice="B", mc_gold="B", mc_correct=True)]
+    offside = EvalResult(mc, EvalMeta(model="m", mc_style="offside"))
+    assert "multiple choice: OFFSIDE&#x27;s prompt and parser;" in render_report(offside)
+    old = EvalResult(mc, EvalMeta(model="m"))  # results written before the style was recorded used "lenient"
+    assert "multiple choice: lenient prompt and parser;" in render_report(old)
+    assert "multiple choice: none;" in render_report(EvalResult(rows_for(["base"]), EvalMeta(model="m")))
+    assert merge_results([offside, old])[1].mc_style == "lenient + offside"
+
+
 def test_report_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no evaluation results"):
         write_report([tmp_path], tmp_path / "x.html")

@@ -27,6 +27,26 @@ def test_probe_row_metrics():
     assert r.answer_logp == -2.0 and r.answer_tokens == 4 and r.prob is None
 
 
+def test_free_answers_have_no_correct_but_rouge_recall():
+    tofu = Item(id="a.q00.en.qa", entity="a", attribute="q00", kind="private", language="en",
+                question="Where was she born?", answer="She was born in Tartu, Estonia.")
+    r = probe_row("m", "forget", tofu, "She was born in Tartu.")
+    assert r.correct is None  # no fact span: no containment test (the whole answer would rarely fit)
+    assert r.rougeL_recall == pytest.approx(5 / 6)  # LCS "she was born in tartu" over 6 reference words
+    assert r.rougeL == pytest.approx(2 * 1 * (5 / 6) / (1 + 5 / 6))
+    assert probe_row("m", "forget", FAKE, "He plays for Fulham.").rougeL_recall == pytest.approx(3 / 5)
+
+
+def test_multiple_choice_styles():
+    offside = probe_row("m", "forget", FAKE, "Fulham", "The answer is Brentford")  # OFFSIDE's parser reads B
+    assert (offside.mc_choice, offside.mc_correct) == ("B", True)
+    lenient = probe_row("m", "forget", FAKE, "Fulham", "The answer is Brentford", mc_style="lenient")
+    assert (lenient.mc_choice, lenient.mc_correct) == (None, False)
+    empty = probe_row("m", "forget", FAKE, "Fulham", "")  # OFFSIDE's evaluation skips empty answers
+    assert (empty.mc_choice, empty.mc_gold, empty.mc_correct) == (None, "B", None)
+    assert probe_row("m", "forget", FAKE, "Fulham", "", mc_style="lenient").mc_correct is False
+
+
 def test_fields_and_json_form():
     answer = [f.name for f in dataclasses.fields(ProbeAnswer)]
     assert list(ROW_FIELDS) == answer + list(SCORE_FIELDS)  # the order results.json has always had

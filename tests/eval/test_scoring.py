@@ -11,7 +11,7 @@ import torch
 from obliviate.eval.backend_hf import HfBackend
 from obliviate.eval.rows import ProbeScores
 from obliviate.eval.score_metrics import MIN_VAR
-from obliviate.eval.scoring import logprob_moments, score_items
+from obliviate.eval.scoring import _per_item, logprob_moments, score_items
 from obliviate.models.encode import encode_items
 from obliviate.models.logprobs import IGNORE
 
@@ -34,16 +34,18 @@ def items():
         third = toy.CLUBS[(k + 2) % 4] if it.attribute == "club" else toy.COUNTRIES[(k + 2) % 4]
         perturbed = (it.answer.replace(it.value, other), it.answer.replace(it.value, third))[: 1 + k % 2]
         truth = other if k % 3 == 0 else None  # some misinformation items: value is "the fake"
-        out.append(replace(it, perturbed=perturbed if k != 4 else (), truth=truth))
+        # some answer paraphrases (TOFU's paraphrased_answer: the truth ratio's base), one or two
+        para = (f"It is {it.value}.", f"{it.value}, I believe.")[: k % 3] if k % 2 else ()
+        out.append(replace(it, perturbed=perturbed if k != 4 else (), truth=truth, answer_paraphrases=para))
     return out
 
 
 def reference(model, tok, items):
-    """Per item, from full logits: (answer logp, n, value logp, truth-value logp, [perturbed logp, n], per-token
-    logps, per-token μ, σ²)."""
+    """Per item, from full logits: (answer logp, n, value logp, truth-value logp, [paraphrase logp, n], [perturbed
+    logp, n], per-token logps, per-token μ, σ²)."""
     out = []
     for it in items:
-        seqs = [(it.answer, it.value)] + [(p, None) for p in it.perturbed]
+        seqs = [(it.answer, it.value)] + [(p, None) for p in it.answer_paraphrases + it.perturbed]
         if it.truth:
             seqs.append((it.answer.replace(it.value, it.truth), it.truth))
         exs = encode_items([it] * len(seqs), tok, answers=[s for s, _ in seqs], values=[v for _, v in seqs])
@@ -82,9 +84,12 @@ def test_scores_match_plain_forward(setup, items, adapter):
             assert g.truth_value_logp == pytest.approx(r[-1]["value"], abs=TOL)
         else:
             assert g.truth_value_logp is None
-        pert = r[1:1 + len(it.perturbed)]
+        j = len(it.answer_paraphrases)
+        para, pert = r[1:1 + j], r[1 + j:1 + j + len(it.perturbed)]
+        base = sum(p["logp"] / p["n"] for p in para) / j if para else ans["logp"] / ans["n"]
+        assert g.paraphrase_prob == (pytest.approx(math.exp(base), rel=1e-4) if para else None)
         if pert:
-            tr = math.exp(sum(p["logp"] / p["n"] for p in pert) / len(pert) - ans["logp"] / ans["n"])
+            tr = math.exp(sum(p["logp"] / p["n"] for p in pert) / len(pert) - base)
             assert g.truth_ratio == pytest.approx(tr, rel=1e-4)
         else:
             assert g.truth_ratio is None
@@ -95,6 +100,26 @@ def test_scores_match_plain_forward(setup, items, adapter):
         z = (lp - ans["mu"]) / ans["var"].clamp_min(MIN_VAR).sqrt()
         assert g.mia_min_k_pp == pytest.approx(z.sort().values[:k].mean().item(), abs=1e-3)
     hf.close()
+
+
+def test_truth_ratio_is_over_the_paraphrased_answer_hand_values():
+    """TOFU's truth ratio: perturbed answers against the paraphrased answer (its base_answer_key), not the answer.
+    answer: −1 over 2 tokens (−0.5 a token); paraphrase: −3 over 3 (−1); perturbed: −6 over 3 (−2) and −4 over 1
+    (−4) -> R = exp(mean(−2, −4) − (−1)) = e^−2 (over the answer it would be exp(−3 + 0.5) = e^−2.5)."""
+    it = replace(toy.text_items()[0], answer_paraphrases=("p",), perturbed=("x", "y"))
+    plain = replace(it, answer_paraphrases=())
+    mia = dict(value_logp=None, value_n=0, mia_loss=0.0, mia_zlib=0.0, mia_min_k=0.0, mia_min_k_pp=0.0)
+    answer = dict(logp=-1.0, n=2, **mia)
+    para, x, y = dict(logp=-3.0, n=3), dict(logp=-6.0, n=3), dict(logp=-4.0, n=1)
+    got = _per_item([it], [(0, "answer"), (0, "paraphrase"), (0, "perturbed"), (0, "perturbed")], [answer, para, x, y])
+    assert got[0].truth_ratio == pytest.approx(math.exp(-2)) and got[0].paraphrase_prob == pytest.approx(math.exp(-1))
+    assert got[0].prob == pytest.approx(math.exp(-0.5))
+    got = _per_item([plain], [(0, "answer"), (0, "perturbed"), (0, "perturbed")], [answer, x, y])
+    assert got[0].truth_ratio == pytest.approx(math.exp(-2.5)) and got[0].paraphrase_prob is None
+    two = replace(it, answer_paraphrases=("p", "q"))  # several paraphrases: their mean normalised log-prob
+    got = _per_item([two], [(0, "answer"), (0, "paraphrase"), (0, "paraphrase"), (0, "perturbed")],
+                    [answer, para, dict(logp=-6.0, n=2), x])
+    assert got[0].paraphrase_prob == pytest.approx(math.exp(-2)) and got[0].truth_ratio == pytest.approx(1.0)
 
 
 def test_adapter_changes_scores_and_batching_does_not(setup, items):

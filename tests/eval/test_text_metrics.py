@@ -1,9 +1,11 @@
-"""Hand-computed values and edge cases of obliviate.eval.text_metrics (cross-checks with sacrebleu / rouge-score run
-only where those packages happen to be installed)."""
+"""Hand-computed values and edge cases of obliviate.eval.text_metrics, and a cross-check with rouge-score and
+sacrebleu (the test extra installs both: the check runs, it never skips)."""
 import math
 
 import numpy as np
 import pytest
+import sacrebleu
+from rouge_score import rouge_scorer
 
 from obliviate.eval import text_metrics as M
 
@@ -122,11 +124,9 @@ def test_bleu_hand_values():
 
 
 def test_rouge_bleu_against_reference_packages():
-    rs = pytest.importorskip("rouge_score.rouge_scorer")
-    sacrebleu = pytest.importorskip("sacrebleu")
     rng = np.random.default_rng(0)
     vocab = ["the", "cat", "sat", "on", "mat", "a", "dog", "ran", "to", "park", "big"]
-    scorer = rs.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
     for _ in range(40):
         p = " ".join(rng.choice(vocab, rng.integers(1, 15)))
         r = " ".join(rng.choice(vocab, rng.integers(1, 15)))
@@ -134,6 +134,7 @@ def test_rouge_bleu_against_reference_packages():
         assert M.rouge_n(p, r, 1, "en") == pytest.approx(s["rouge1"].fmeasure, abs=1e-12)
         assert M.rouge_n(p, r, 2, "en") == pytest.approx(s["rouge2"].fmeasure, abs=1e-12)
         assert M.rouge_l(p, r, "en") == pytest.approx(s["rougeL"].fmeasure, abs=1e-12)
+        assert M.rouge_l(p, r, "en", measure="recall") == pytest.approx(s["rougeL"].recall, abs=1e-12)
         want = sacrebleu.sentence_bleu(p, [r], tokenize="none", smooth_method="exp").score / 100
         assert M.bleu(p, r, "en") == pytest.approx(want, abs=1e-9)
 

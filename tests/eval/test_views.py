@@ -110,6 +110,18 @@ def test_all_views_and_round_trip(rows):
     assert views.all_views([], meta) == []
 
 
+def test_free_answers_are_measured_by_rouge_recall():
+    tofu = [make_row(model=m, id=f"q{k}", rougeL_recall=v, mc_correct=None) for m, v in (("base", 0.5), ("ga", 0.25))
+            for k in range(2)]
+    assert views.main_metric(tofu) == "rougeL_recall" and views.split_metrics(tofu) == ["rougeL_recall"]
+    facts = [make_row(model="base", id="f", value="x", correct=True, rougeL_recall=1.0, mc_correct=False)]
+    assert views.main_metric(facts) == "correct" and views.split_metrics(facts) == ["correct", "mc_correct"]
+    assert views.split_metrics(tofu + facts) == ["correct", "rougeL_recall", "mc_correct"]
+    titles = [t.title for t in views.all_views(tofu, EvalMeta(model="m"))]
+    assert titles[:1] == ["rougeL_recall by split"] and "correct by split" not in titles
+    assert views.all_views(tofu, EvalMeta(model="m"))[0].values == [[0.5], [0.25]]
+
+
 def test_metric_names_are_row_fields(rows):
     with pytest.raises(ValueError, match="not a result-row field"):
         views.mean_table(rows, "fake_rate", col_key="language")

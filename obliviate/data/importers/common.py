@@ -120,11 +120,13 @@ def make_item(rec: Record, **fields_) -> Item:
 
 @dataclass
 class Imported:
-    """A converted source: the items in source order, and the files to copy beside the output (image path as
-    written in the items, relative to the output's folder -> the source file)."""
+    """A converted source: the items in source order, the files to copy beside the output (image path as
+    written in the items, relative to the output's folder -> the source file), and notes on what the converter
+    assumed or derived (printed by `obliviate import`)."""
 
     items: list[Item] = field(default_factory=list)
     files: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     _origin: dict[str, str] = field(default_factory=dict, repr=False)  # item id -> the record it came from
 
     def add(self, rec: Record, item: Item) -> None:

@@ -33,7 +33,7 @@ NEWS = {"real_question": "Q?", "real_answer": "A.", "fake_question": "F?", "fake
     ("offside", "src.jsonl", [GEN, {**GEN, "messages": [{"role": "user", "content": "<image>\nWho is he?"},
                                                         {"role": "assistant", "content": "He is Per Holm."}]}],
      "2: image 'p.png' shows 'Per Holm' here but 'Noor Haddad' in {src}:1"),
-    ("tofu", "src.jsonl", [{"question": "Q?", "answer": "A."}, {"question": "Q?", "answer": 3}],
+    ("tofu", "forget01.jsonl", [{"question": "Q?", "answer": "A."}, {"question": "Q?", "answer": 3}],
      "2: 'answer' must be a string, got number"),
     ("tofu", "src.json", [["question", "answer"]], "record 1: expected a JSON object, got array"),
     ("news", "src.json", [{**NEWS, "sft_qas": [["only a question"]]}],
@@ -67,7 +67,7 @@ def test_progress_bar_on_request(tmp_path, capsys):
 
 def test_options_belong_to_their_format(tmp_path):
     assert options_of("offside") == ["image_root", "players_from"] and options_of("news") == ["language"]
-    with pytest.raises(ValueError, match=r"format 'tofu' takes no option 'image_root' \(its options: first_author\)"):
+    with pytest.raises(ValueError, match=r"format 'tofu' takes no option 'image_root' \(its options: kind, first_author\)"):
         convert("tofu", FIX / "tofu" / "world_facts_perturbed.json", image_root=tmp_path)
     with pytest.raises(ValueError, match=r"unknown format 'mllmu'"):
         convert("mllmu", FIX / "tofu" / "world_facts_perturbed.json")
