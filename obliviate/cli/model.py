@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from obliviate.models.tiny import PRESETS
+from obliviate.models.options import PRESETS
 
 
 def world_texts(world: Path) -> list[str]:

@@ -5,9 +5,9 @@ import functools
 
 import click
 
-from obliviate.models.adapters import DEFAULT_TARGETS, LoraOptions
-from obliviate.train.step import METHODS, MethodOptions
-from obliviate.train.loop import TrainOptions
+from obliviate.models.options import DEFAULT_TARGETS, LoraOptions
+from obliviate.train.options import METHODS, MethodOptions
+from obliviate.train.options import TrainOptions
 
 
 def _common(f):

@@ -33,8 +33,9 @@ from obliviate.models.encode import encode_items
 from obliviate.models.load import load_model, load_processing
 from obliviate.train import reference
 from obliviate.train.checkpoint import PREFIX
-from obliviate.train.loop import TrainOptions, train, write_config
-from obliviate.train.step import METHODS, REFERENCE_METHODS, MethodOptions
+from obliviate.train.loop import train, write_config
+from obliviate.train.options import TrainOptions
+from obliviate.train.options import METHODS, REFERENCE_METHODS, MethodOptions
 from obliviate.train.stream import Stream, Streams
 
 Data = str | Path | Sequence[Item]

@@ -4,8 +4,9 @@ import shutil
 
 import pytest
 
-from obliviate.train.step import MethodOptions
-from obliviate.train.loop import Diverged, TrainOptions
+from obliviate.train.options import MethodOptions
+from obliviate.train.loop import Diverged
+from obliviate.train.options import TrainOptions
 from obliviate.train.unlearner import Unlearner
 
 from tests import toy

@@ -7,11 +7,11 @@ import torch
 from obliviate.models.encode import collate, encode_items
 from obliviate.models.logprobs import token_logps
 from obliviate.models.load import load_model
-from obliviate.train.step import METHODS, MethodOptions
+from obliviate.train.options import METHODS, MethodOptions
 from obliviate.models.adapters import load_merged
 from obliviate.train.reference import compute_reference
 from obliviate.data.schema import Item, load_items
-from obliviate.train.loop import TrainOptions
+from obliviate.train.options import TrainOptions
 from obliviate.train.unlearner import Unlearner
 
 from tests import toy
