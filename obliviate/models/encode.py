@@ -232,3 +232,25 @@ def collate(examples: Sequence[Example], *, pad_id: int, side: str = "right") ->
         batch["pixel_values"] = torch.cat([ex.pixel_values for ex in with_image])  # (ΣP, D)
         batch["image_grid_thw"] = torch.cat([ex.image_grid_thw for ex in with_image])  # (N, 3)
     return batch
+
+
+def encode_documents(texts: Sequence[str], tokenizer, *, block_size: int = 256) -> list[Example]:
+    """Plain documents as language-model examples: each text tokenized with the tokenizer's own special tokens
+    (BOS where it adds one) and followed by EOS, all concatenated and cut into blocks of `block_size` tokens (the
+    last one shorter). Every position predicts the next token: targets[t] = input_ids[t+1]."""
+    if block_size < 2:
+        raise ValueError(f"block_size must be at least 2, got {block_size}")
+    stream: list[int] = []
+    for text in texts:
+        stream += tokenizer(text)["input_ids"] + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None
+                                                  else [])
+    out = []
+    for b, start in enumerate(range(0, len(stream), block_size)):
+        ids = torch.tensor(stream[start:start + block_size], dtype=torch.long)
+        if len(ids) < 2:
+            continue
+        targets = torch.full_like(ids, IGNORE)
+        targets[:-1] = ids[1:]
+        out.append(Example(id=f"block{b}", input_ids=ids, targets=targets, loss_mask=targets != IGNORE,
+                           value_mask=torch.zeros(len(ids), dtype=torch.bool)))
+    return out

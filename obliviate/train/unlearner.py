@@ -26,11 +26,12 @@ from typing import Sequence
 
 import torch
 
+from obliviate.data.documents import Document, load_documents
 from obliviate.data.idk import idk_answer
 from obliviate.data.schema import Item, load_items
 from obliviate.files import adapter_dir, atomic_dir, default_device, default_dtype, fingerprint
 from obliviate.models import adapters
-from obliviate.models.encode import collate, encode_items, is_plain
+from obliviate.models.encode import collate, encode_documents, encode_items, is_plain
 from obliviate.models.logprobs import verify_once
 from obliviate.models.load import load_model, load_processing
 from obliviate.train import reference
@@ -40,6 +41,7 @@ from obliviate.train.options import METHODS, REFERENCE_METHODS, MethodOptions, T
 from obliviate.train.stream import Stream, Streams
 
 Data = str | Path | Sequence[Item]
+Docs = str | Path | Sequence[Document]
 
 
 @dataclass
@@ -82,18 +84,26 @@ class Unlearner:
 
     # -- the three jobs -----------------------------------------------------------------------------------------
 
-    def learn(self, data: Data, *, out: str | Path, full: bool = False, root: str | Path | None = None,
+    def learn(self, data: Data | None = None, *, out: str | Path, documents: Docs | None = None,
+              block_size: int = 256, full: bool = False, root: str | Path | None = None,
               options: TrainOptions = TrainOptions(), text_only: bool = False, resume: bool = False) -> RunResult:
-        """Supervised fine-tuning on `data` (how facts and fakes get in): a LoRA adapter, or every weight."""
+        """Supervised fine-tuning on `data` (question-answer items) and/or `documents` (plain text, packed into
+        blocks of `block_size` tokens): how facts and fakes get in. A LoRA adapter, or every weight with `full`."""
         t0 = time.perf_counter()
-        items, root = self._select(data, root, "learn data", text_only)
-        examples = self._encode(items, root)
+        examples = []
+        if data is not None:
+            examples += self._encode(*self._select(data, root, "learn data", text_only))
+        if documents is not None:
+            examples += self._documents(documents, block_size)
+        if not examples:
+            raise ValueError("learn needs data (question-answer items) or documents")
         run_dir = _run_folder(out, resume)
         model = self._policy(options.seed, full=full)
         run_dir.mkdir(parents=True, exist_ok=True)
         streams = Streams(forget=self._stream(examples, options, 0))
         self._verify(model, examples)
-        write_config(run_dir, "learn", **self._config(options), data=_name(data), full=full, text_only=text_only)
+        write_config(run_dir, "learn", **self._config(options), data=_name(data), full=full, text_only=text_only,
+                     documents=_name(documents), block_size=block_size)
         history = train(model, streams, "nll", MethodOptions(), options, run_dir, full=full, device=self.device,
                         vocab_size=len(self.tokenizer), resume=resume, desc="learn", progress=self.progress)
         return self._save(model, run_dir, history, t0, full=full)
@@ -183,6 +193,14 @@ class Unlearner:
                                  "fake `value` in the answer with the `truth`")
             out.append(it.answer.replace(it.value, it.truth))
         return out
+
+    def _documents(self, documents: Docs, block_size: int) -> list:
+        if self.is_vision:
+            raise ValueError(f"{self.model_path}: plain documents train text models only")
+        docs = load_documents(documents) if isinstance(documents, (str, Path)) else list(documents)
+        if not docs:
+            raise ValueError(f"{_name(documents)}: no documents")
+        return encode_documents([d.text for d in docs], self.tokenizer, block_size=block_size)
 
     def _encode(self, items, root, answers=None):
         return encode_items(items, self.tokenizer, root=root, processor=self.processor, answers=answers)

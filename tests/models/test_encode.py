@@ -147,3 +147,18 @@ def test_plain_format_for_a_base_model(tmp_path):
     assert "".join(tok.decode([t]) for t in ex.input_ids[1:][ex.value_mask[:-1]].tolist()).strip() == "Paris"
     prompt = prompt_ids([it], tok)[0]
     assert tok.decode(prompt.input_ids).endswith("\nAnswer:") and (prompt.targets == IGNORE).all()
+
+
+def test_documents_are_packed_into_blocks_that_predict_every_next_token(tok):
+    from obliviate.models.encode import encode_documents
+
+    texts = ["Ana Silva plays for Arsenal.", "Bo Berg plays for Everton.", "Ana Silva spielt für Arsenal."]
+    blocks = encode_documents(texts, tok, block_size=7)
+    stream = [i for t in texts for i in tok(t)["input_ids"] + [tok.eos_token_id]]
+    assert torch.cat([b.input_ids for b in blocks]).tolist() == stream
+    assert all(len(b.input_ids) == 7 for b in blocks[:-1]) and 2 <= len(blocks[-1].input_ids) <= 7
+    for b in blocks:
+        assert b.targets[:-1].tolist() == b.input_ids[1:].tolist() and b.targets[-1] == IGNORE
+        assert b.loss_mask.sum() == len(b.input_ids) - 1 and not b.value_mask.any()
+    with pytest.raises(ValueError, match="block_size must be at least 2"):
+        encode_documents(texts, tok, block_size=1)
