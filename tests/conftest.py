@@ -33,7 +33,7 @@ def toy_data(tmp_path_factory):
 def toy_model(tmp_path_factory, toy_data):
     """A test-preset Qwen2 fully fine-tuned on the toy facts (the 'pretrained' model the tests unlearn from)."""
     from obliviate.models.tiny import build_tiny_model
-    from obliviate.train.loop import TrainOptions
+    from obliviate.train.options import TrainOptions
     from obliviate.train.unlearner import Unlearner
 
     root = tmp_path_factory.mktemp("models")

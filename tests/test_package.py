@@ -37,3 +37,21 @@ def test_every_command_has_help(path):
 def test_version():
     res = CliRunner().invoke(cli, ["--version"])
     assert res.exit_code == 0 and obliviate.__version__ in res.output
+
+
+def test_help_of_every_command_imports_neither_torch_nor_transformers():
+    """`--help` stays instant: the CLI modules import only option dataclasses and constants at import time."""
+    code = ("import sys, click\nfrom obliviate.cli.main import cli\n"
+            "def walk(group, prefix=()):\n"
+            "    for name, cmd in group.commands.items():\n"
+            "        yield prefix + (name,)\n"
+            "        if isinstance(cmd, click.Group):\n"
+            "            yield from walk(cmd, prefix + (name,))\n"
+            "for path in [()] + list(walk(cli)):\n"
+            "    try:\n"
+            "        cli.main([*path, '--help'], standalone_mode=False)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'vllm', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

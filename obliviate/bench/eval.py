@@ -96,7 +96,8 @@ def build_model(folder: Path, preset: str, texts: list[str], *, dtype: torch.dty
 
 def build_adapters(model_dir: Path, n: int, *, r: int = 16, seed: int = 0) -> dict[str, Path]:
     """`n` peft LoRA adapters (r, alpha 2r, all 7 projections) with B ~ N(0, 0.02²) so each changes the model."""
-    from obliviate.models.adapters import LoraOptions, add_trainable_lora
+    from obliviate.models.adapters import add_trainable_lora
+    from obliviate.models.options import LoraOptions
     from obliviate.models.load import load_model
 
     out = {}

@@ -20,7 +20,8 @@ from obliviate.bench.kernels import _sync, peak_bytes, time_ms
 from obliviate.bench.results import append_rows, device_name, now, row, versions
 from obliviate.files import default_device
 from obliviate.train import losses
-from obliviate.models.adapters import LoraOptions, add_trainable_lora
+from obliviate.models.adapters import add_trainable_lora
+from obliviate.models.options import LoraOptions
 from obliviate.models.logprobs import IGNORE, token_logps
 
 # name -> (hidden, layers, heads, kv heads, ffn, vocab); "7b" is Qwen2.5-7B's shape, "cpu" keeps a large-ish

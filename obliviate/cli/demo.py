@@ -3,7 +3,7 @@ import time
 
 import click
 
-from obliviate.recipes.demo import SIZES
+from obliviate.recipes.sizes import SIZES
 from obliviate.data.schema import LANGUAGES
 
 

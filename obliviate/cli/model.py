@@ -1,11 +1,13 @@
-"""`obliviate model tiny | info`: build a tiny model for a world, or describe a model directory."""
+"""`obliviate model tiny | from-gguf | get | info`: build a tiny model for a world, convert a GGUF file, fetch a
+packaged real model, or describe a model directory."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from obliviate.models.tiny import PRESETS
+from obliviate.models.gguf import PACKAGED
+from obliviate.models.options import PRESETS
 
 
 def world_texts(world: Path) -> list[str]:
@@ -47,6 +49,39 @@ def tiny(out, world, vision, preset, vocab_size, seed):
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {built.path}: {built.architecture} preset={preset}, {built.n_params:,} parameters, "
                f"vocabulary {built.vocab_size} (tokenizer trained on {len(texts)} texts)")
+
+
+@model.command("from-gguf")
+@click.argument("gguf_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists and is not empty.")
+def from_gguf(gguf_file, out, overwrite):
+    """Convert GGUF_FILE into a Hugging Face folder OUT (fp32 safetensors + tokenizer with the GGUF's BOS rule),
+    checked against the GGUF-loaded model's logits."""
+    from obliviate.models.gguf import convert_gguf
+
+    try:
+        done = convert_gguf(gguf_file, out, overwrite=overwrite)
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"wrote {done.path}: {done.architecture}, {done.parameters:,} parameters, BOS "
+               f"{'added' if done.add_bos else 'not added'}, max |Δ logit| {done.max_abs_logit_diff:.2g} "
+               f"({done.seconds})")
+
+
+@model.command("get")
+@click.argument("name", type=click.Choice(list(PACKAGED)))
+@click.argument("out", type=click.Path(file_okay=False), required=False)
+def get(name, out):
+    """Make packaged model NAME a Hugging Face folder at OUT (default: the cache), converting it once: Gemma 3
+    270M base (multilingual; Gemma terms of use) or SmolLM2-135M-Instruct (English; Apache-2.0)."""
+    from obliviate.models.gguf import get_model
+
+    try:
+        done = get_model(name, out)
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(done.path)
 
 
 @model.command("info")

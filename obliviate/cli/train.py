@@ -5,9 +5,9 @@ import functools
 
 import click
 
-from obliviate.models.adapters import DEFAULT_TARGETS, LoraOptions
-from obliviate.train.step import METHODS, MethodOptions
-from obliviate.train.loop import TrainOptions
+from obliviate.models.options import DEFAULT_TARGETS, LoraOptions
+from obliviate.train.options import METHODS, MethodOptions
+from obliviate.train.options import TrainOptions
 
 
 def _common(f):
@@ -60,19 +60,25 @@ def _fail(err: Exception):
 
 @click.command()
 @_common
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="JSONL items to learn.")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="JSONL question-answer items to learn.")
+@click.option("--documents", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="JSONL plain documents (id, language, text) to learn as a language model, packed into blocks.")
+@click.option("--block-size", type=click.IntRange(min=2), default=256, show_default=True,
+              help="Tokens per packed block of --documents.")
 @click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
               help="Adapter (or run folder) merged beneath the new adapter.")
 @click.option("--full", is_flag=True, help="Train every weight and write a whole model directory (model/).")
 def learn(**kw):
-    """Supervised fine-tuning: put facts (or fakes) into a model as a LoRA adapter, or with --full into every weight."""
+    """Supervised fine-tuning on question-answer items (--data) and/or plain documents (--documents): put facts (or
+    fakes) into a model as a LoRA adapter, or with --full into every weight."""
     from obliviate.train.unlearner import Unlearner
 
     options, lora, kw = _split(kw)
     try:
         u = Unlearner(kw["model"], adapter=kw["adapter"], lora=lora, device=kw["device"])
-        _report(u.learn(kw["data"], out=kw["out"], full=kw["full"], options=options, text_only=kw["text_only"],
-                        resume=kw["resume"]))
+        _report(u.learn(kw["data"], out=kw["out"], documents=kw["documents"], block_size=kw["block_size"],
+                        full=kw["full"], options=options, text_only=kw["text_only"], resume=kw["resume"]))
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         _fail(err)
 

@@ -27,6 +27,7 @@ from obliviate.data.schema import Item
 from obliviate.eval.options import BACKENDS, MAX_NEW_TOKENS
 from obliviate.files import adapter_dir
 from obliviate.models import adapters as adapters_mod
+from obliviate.models.encode import is_plain
 
 
 class Request(NamedTuple):
@@ -119,6 +120,13 @@ class Backend:
                                  f"{', '.join(str(k) for k in self.stacks if k)}")
 
     def _decode(self, ids: list[int], logprobs: list[float]) -> Generation:
+        """A generation from its token ids; in the plain format (a base model) only its first line is the answer:
+        the tokens after the first newline are dropped too."""
+        if is_plain(self.tokenizer):
+            for t in range(len(ids)):
+                if "\n" in self.tokenizer.decode(ids[: t + 1], skip_special_tokens=True).lstrip():
+                    ids, logprobs = ids[:t], logprobs[:t]
+                    break
         return Generation(self.tokenizer.decode(ids, skip_special_tokens=True).strip(), tuple(ids), tuple(logprobs))
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from obliviate.eval.options import MAX_NEW_TOKENS
 from obliviate.files import atomic_dir, cache_root, fingerprint
 from obliviate.models import adapters as adapters_mod
 from obliviate.models.encode import prompt_ids
-from obliviate.models.load import load_model
+from obliviate.models.load import load_model, load_processing
 
 # vLLM accepts these LoRA ranks only (vllm.config.lora.MaxLoRARanks).
 _VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -100,7 +100,6 @@ class VllmBackend(Backend):
         # The in-process CPU engine would drop this process's torch threads to 1 unless OMP_NUM_THREADS is set.
         os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
         import vllm  # noqa: F401  (fail now, with vLLM's own message, if it cannot import)
-        from transformers import AutoTokenizer
 
         cuda = torch.cuda.is_available()
         self.dtype = dtype or ("auto" if cuda else "float32")
@@ -110,11 +109,7 @@ class VllmBackend(Backend):
         self.engine_args = dict(engine_args or {})
         self.cache_dir = cache_dir
         self.progress = progress
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
-        self.processor = None
-        if self.is_vision:
-            from obliviate.models.vision import VisionProcessor
-            self.processor = VisionProcessor.from_pretrained(self.model_path)
+        self.tokenizer, self.processor, _ = load_processing(self.model_path)
         self.stop_ids = stop_ids(self.tokenizer, self.model_path)
         self.lora_ids = {name: i + 1 for i, name in enumerate(n for n in self.stacks if n is not None)}
         self._engine = None

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import torch
+
 from obliviate.data.schema import DataError, Item, load_items
 from obliviate.eval import views
 from obliviate.eval.backend import Request, choose_backend, is_vision_model, progress_bar, read_stacks
@@ -42,7 +44,9 @@ from obliviate.eval.options import EvalOptions, generation_limit
 from obliviate.eval.results import EvalResult, write_results
 from obliviate.eval.rows import EvalMeta, ProbeScores, probe_row
 from obliviate.eval.scoring import score_items
-from obliviate.files import adapter_dir, versions
+from obliviate.files import adapter_dir, fingerprint, versions
+from obliviate.models.encode import collate, encode_items
+from obliviate.models.logprobs import verify_once
 
 NONMEMBER_SPLITS = ("holdout",)  # MIA non-members (never trained on), in order of preference
 Probes = str | Path | Sequence[str | Path] | dict[str, str | Path]
@@ -220,6 +224,7 @@ class Evaluator:
     def score(self, splits: Splits) -> dict[Key, ProbeScores]:
         """(model, split, probe id) -> log-prob scores (scoring.score_items)."""
         hf = self._hf_backend()
+        self._verify_logprobs(hf, splits)
         out = {}
         total = len(self.models) * sum(len(items) for items, _ in splits.values())
         bar = progress_bar(total, "score", self.options.progress)
@@ -233,6 +238,15 @@ class Evaluator:
                     bar.update(len(items))
         bar.close()
         return out
+
+    def _verify_logprobs(self, hf: HfBackend, splits: Splits) -> None:
+        """The fused scores equal the base model's own log-probs (once per model and dtype)."""
+        items, root = next(iter(splits.values()))
+        examples = encode_items(items[:2], hf.tokenizer, root=root, processor=hf.processor)
+        batch = {k: (v.to(hf.device) if torch.is_tensor(v) else v)
+                 for k, v in collate(examples, pad_id=hf.tokenizer.pad_token_id).items()}
+        with hf.activate(self._adapter(next(iter(self.models)))) as model:  # a model scored anyway
+            verify_once(model, batch, key=f"{fingerprint(self.model_path)}-{str(hf.dtype).split('.')[-1]}")
 
     def run(self, probes: Probes, *, out: str | Path | None = None, limit: int | None = None, score: bool = True,
             mia: tuple[str, str] | None = None, relearn_pairs: dict[str, str] | None = None) -> EvalResult:

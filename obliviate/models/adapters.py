@@ -15,23 +15,9 @@ from pathlib import Path
 import torch
 
 from obliviate.files import adapter_dir
+from obliviate.models.options import LoraOptions
 
 STACK_FILE = "obliviate_adapter.json"
-# Every attention and MLP projection of Qwen2 / Qwen2.5-VL's language model. The vision tower's modules have other
-# names (qkv, proj, fc1/fc2 in the VL merger), so this list never touches it.
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-@dataclass(frozen=True)
-class LoraOptions:
-    """LoRA hyper-parameters. Defaults from open-unlearning / OFFSIDE (r 8..16, alpha 2r)."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-
-
 @dataclass(frozen=True)
 class AdapterStack:
     """A base model directory and the adapters merged into it, bottom first."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, PreTrainedTokenizerFast
 
+from obliviate.models.encode import plain_template
 from obliviate.models.vision import VisionProcessor
 
 
@@ -73,6 +74,9 @@ def load_processing(path) -> tuple[PreTrainedTokenizerFast, VisionProcessor | No
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     if tok.pad_token is None:  # e.g. Llama 3: padding never reaches a loss (masks do), so eos serves
         tok.pad_token = tok.eos_token
+    if tok.chat_template is None:  # a base model: the plain format, with the BOS its config names
+        bos = raw.get("bos_token_id", (raw.get("text_config") or {}).get("bos_token_id"))
+        tok.chat_template = plain_template(tok.convert_ids_to_tokens(bos) if bos is not None else None)
     return tok, (VisionProcessor.from_pretrained(path) if is_vis else None), is_vis
 
 

@@ -20,6 +20,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import (GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Qwen2_5_VLConfig,
                           Qwen2_5_VLForConditionalGeneration)
 
+from obliviate.models.options import PRESETS
 from obliviate.models.vision import save_image_processor
 
 PAD, EOS = "<|endoftext|>", "<|im_end|>"
@@ -47,13 +48,6 @@ CHAT_TEMPLATE = (
 # GPT-2's byte-level split on letters / spaces / punctuation.
 _SPLIT = r"\p{N}|\p{Han}+"
 
-# Tiny presets. head_dim = hidden / heads = 32 in all of them, so the M-RoPE sections below sum to 16 = head_dim/2
-# (temporal, height, width; Qwen's 7B uses [16, 24, 24] for head_dim 128: the same 1:1.5:1.5 shape).
-PRESETS = {
-    "test": dict(hidden=64, layers=2, heads=2, kv_heads=1, ffn=128, vision_hidden=64, vision_heads=2),
-    "small": dict(hidden=128, layers=4, heads=4, kv_heads=2, ffn=512, vision_hidden=128, vision_heads=4),
-    "demo": dict(hidden=256, layers=4, heads=8, kv_heads=4, ffn=1024, vision_hidden=128, vision_heads=4),
-}
 # Image budget of the tiny VL models: 56x56 (4 tokens) up to 112x112 (16 tokens) after smart resizing.
 TINY_MIN_PIXELS, TINY_MAX_PIXELS = 56 * 56, 112 * 112
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -20,27 +20,9 @@ from tqdm.auto import tqdm
 from obliviate.files import write_text
 from obliviate.train.checkpoint import (latest_checkpoint, load_checkpoint, load_trainable_tensors, save_checkpoint,
                                        trainable_tensors)
-from obliviate.train.step import MethodOptions, loss_step
+from obliviate.train.options import MethodOptions, TrainOptions
+from obliviate.train.step import loss_step
 from obliviate.train.stream import Streams, next_batch
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Optimisation settings; every job takes them as keyword options."""
-
-    steps: int = 100
-    lr: float = 1e-4  # LoRA; 1e-5..5e-5 for full fine-tuning
-    warmup: int = 0
-    schedule: str = "cosine"  # "cosine" | "constant"
-    batch_size: int = 8
-    grad_accum: int = 1
-    clip: float = 1.0
-    weight_decay: float = 0.0
-    seed: int = 0
-    save_every: int = 0  # 0 = only at the end
-    # A GA-type run diverges when the forget answers' mean per-token log-prob falls below −divergence·ln(V):
-    # ln V is what a uniform guess gives, so 3× that means the model is no longer predicting, only collapsing.
-    divergence: float = 3.0
 
 
 class Diverged(RuntimeError):

@@ -20,28 +20,8 @@ import torch
 
 from obliviate.models.logprobs import token_kl, token_logps
 from obliviate.train import losses
+from obliviate.train.options import PREFERENCE_METHODS, MethodOptions
 from obliviate.train.stream import StepBatch
-
-METHODS = ("ga", "graddiff", "npo", "simnpo", "idkpo", "corrective")
-REFERENCE_METHODS = ("npo", "idkpo", "corrective")  # methods whose loss compares with reference log-probs
-PREFERENCE_METHODS = ("idkpo", "corrective")  # the DPO family: a chosen answer per forget item
-# Defaults from open-unlearning and OFFSIDE: β = 0.1 for NPO and the DPO family; SimNPO β = 4.5, δ = 0.
-DEFAULT_BETA = {"npo": 0.1, "idkpo": 0.1, "corrective": 0.1, "simnpo": 4.5}
-
-
-@dataclass(frozen=True)
-class MethodOptions:
-    """Loss hyper-parameters."""
-
-    beta: float | None = None  # None = the method's DEFAULT_BETA
-    alpha: float = 1.0  # weight of the retain term
-    delta: float = 0.0  # SimNPO margin
-    retain_loss: str = "nll"  # "nll" | "kl"
-    span: str = "answer"  # forget loss over the whole "answer" or only the fact's tokens ("value")
-
-    def beta_for(self, method: str) -> float:
-        return self.beta if self.beta is not None else DEFAULT_BETA[method]
-
 
 @dataclass(frozen=True, eq=False)
 class ForgetTerms:

@@ -17,6 +17,7 @@ Hugging Face directory).
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,19 +26,22 @@ from typing import Sequence
 
 import torch
 
+from obliviate.data.documents import Document, load_documents
 from obliviate.data.idk import idk_answer
 from obliviate.data.schema import Item, load_items
-from obliviate.files import adapter_dir, atomic_dir, default_device, default_dtype
+from obliviate.files import adapter_dir, atomic_dir, default_device, default_dtype, fingerprint
 from obliviate.models import adapters
-from obliviate.models.encode import encode_items
+from obliviate.models.encode import collate, encode_documents, encode_items, is_plain
+from obliviate.models.logprobs import verify_once
 from obliviate.models.load import load_model, load_processing
 from obliviate.train import reference
 from obliviate.train.checkpoint import PREFIX
-from obliviate.train.loop import TrainOptions, train, write_config
-from obliviate.train.step import METHODS, REFERENCE_METHODS, MethodOptions
+from obliviate.train.loop import train, write_config
+from obliviate.train.options import METHODS, REFERENCE_METHODS, MethodOptions, TrainOptions
 from obliviate.train.stream import Stream, Streams
 
 Data = str | Path | Sequence[Item]
+Docs = str | Path | Sequence[Document]
 
 
 @dataclass
@@ -77,23 +81,29 @@ class Unlearner:
         # Build once: tokenizer and image processor now (not the weights: every job loads its own copy, since
         # training changes it), and fail now on a model we cannot train.
         self.tokenizer, self.processor, self.is_vision = load_processing(self.stack.base)
-        if self.tokenizer.chat_template is None:
-            raise ValueError(f"{self.model_path}: the tokenizer has no chat template; obliviate formats every item "
-                             "as a chat turn (add `chat_template` to tokenizer_config.json)")
 
     # -- the three jobs -----------------------------------------------------------------------------------------
 
-    def learn(self, data: Data, *, out: str | Path, full: bool = False, root: str | Path | None = None,
+    def learn(self, data: Data | None = None, *, out: str | Path, documents: Docs | None = None,
+              block_size: int = 256, full: bool = False, root: str | Path | None = None,
               options: TrainOptions = TrainOptions(), text_only: bool = False, resume: bool = False) -> RunResult:
-        """Supervised fine-tuning on `data` (how facts and fakes get in): a LoRA adapter, or every weight."""
+        """Supervised fine-tuning on `data` (question-answer items) and/or `documents` (plain text, packed into
+        blocks of `block_size` tokens): how facts and fakes get in. A LoRA adapter, or every weight with `full`."""
         t0 = time.perf_counter()
-        items, root = self._select(data, root, "learn data", text_only)
-        examples = self._encode(items, root)
+        examples = []
+        if data is not None:
+            examples += self._encode(*self._select(data, root, "learn data", text_only))
+        if documents is not None:
+            examples += self._documents(documents, block_size)
+        if not examples:
+            raise ValueError("learn needs data (question-answer items) or documents")
         run_dir = _run_folder(out, resume)
         model = self._policy(options.seed, full=full)
         run_dir.mkdir(parents=True, exist_ok=True)
         streams = Streams(forget=self._stream(examples, options, 0))
-        write_config(run_dir, "learn", **self._config(options), data=_name(data), full=full, text_only=text_only)
+        self._verify(model, examples)
+        write_config(run_dir, "learn", **self._config(options), data=_name(data), full=full, text_only=text_only,
+                     documents=_name(documents), block_size=block_size)
         history = train(model, streams, "nll", MethodOptions(), options, run_dir, full=full, device=self.device,
                         vocab_size=len(self.tokenizer), resume=resume, desc="learn", progress=self.progress)
         return self._save(model, run_dir, history, t0, full=full)
@@ -109,6 +119,7 @@ class Unlearner:
         model = self._policy(options.seed)
         run_dir.mkdir(parents=True, exist_ok=True)
         streams = Streams(forget=self._stream(examples, options, 0))
+        self._verify(model, examples)
         write_config(run_dir, "relearn", **self._config(options), data=_name(data), text_only=text_only)
         history = train(model, streams, "nll", MethodOptions(), options, run_dir, full=False, device=self.device,
                         vocab_size=len(self.tokenizer), resume=resume, desc="relearn", progress=self.progress)
@@ -135,6 +146,7 @@ class Unlearner:
         run_dir = _run_folder(out, resume)
         model = self._policy(options.seed)
         run_dir.mkdir(parents=True, exist_ok=True)
+        self._verify(model, forget_ex)
         refs = chosen_refs = cached = None
         if method in REFERENCE_METHODS:
             refs, cached = self._reference(model, forget_ex)
@@ -182,6 +194,14 @@ class Unlearner:
             out.append(it.answer.replace(it.value, it.truth))
         return out
 
+    def _documents(self, documents: Docs, block_size: int) -> list:
+        if self.is_vision:
+            raise ValueError(f"{self.model_path}: plain documents train text models only")
+        docs = load_documents(documents) if isinstance(documents, (str, Path)) else list(documents)
+        if not docs:
+            raise ValueError(f"{_name(documents)}: no documents")
+        return encode_documents([d.text for d in docs], self.tokenizer, block_size=block_size)
+
     def _encode(self, items, root, answers=None):
         return encode_items(items, self.tokenizer, root=root, processor=self.processor, answers=answers)
 
@@ -196,6 +216,15 @@ class Unlearner:
         for name, p in model.named_parameters():  # the vision tower stays frozen (as in OFFSIDE)
             p.requires_grad_("visual" not in name)
         return model
+
+    def _verify(self, model, examples) -> None:
+        """The fused log-probs equal the model's own on two examples (once per model and dtype; see
+        `logprobs.verify_once`)."""
+        batch = collate(examples[:2], pad_id=self.tokenizer.pad_token_id)
+        batch = {k: (v.to(self.device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        key = f"{fingerprint(self.stack.base, *self.stack.parents)}-{str(self.dtype).split('.')[-1]}"
+        with model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext():
+            verify_once(model, batch, key=key)
 
     def _reference(self, model, examples) -> tuple[list[torch.Tensor], bool]:
         """(reference log-probs of `examples`, whether they came from the disk cache); computed once otherwise."""
@@ -226,7 +255,8 @@ class Unlearner:
 
     def _config(self, options: TrainOptions) -> dict:
         return dict(model=self.stack.base, parents=list(self.stack.parents), lora=self.lora, options=options,
-                    device=str(self.device), dtype=str(self.dtype))
+                    device=str(self.device), dtype=str(self.dtype),
+                    prompt_format="plain" if is_plain(self.tokenizer) else "chat")
 
     def _save(self, model, run_dir: Path, history, t0: float, *, full: bool = False,
               reference_cached: bool | None = None) -> RunResult:

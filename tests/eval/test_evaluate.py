@@ -13,7 +13,7 @@ from obliviate.eval.evaluate import Evaluator, read_probes, request_limits
 from obliviate.eval.options import EvalOptions
 from obliviate.eval.results import load_results
 from obliviate.eval.rows import ROW_FIELDS, SCORE_FIELDS
-from obliviate.train.loop import TrainOptions
+from obliviate.train.options import TrainOptions
 from obliviate.train.unlearner import Unlearner
 
 from tests import toy

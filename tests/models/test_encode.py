@@ -3,7 +3,7 @@ import pytest
 import torch
 from transformers.utils import logging as hf_logging
 
-from obliviate.models.encode import IGNORE, collate, encode_items, prompt_ids
+from obliviate.models.encode import IGNORE, collate, encode_items, is_plain, prompt_ids
 from obliviate.models.tiny import build_tiny_model, train_tokenizer
 from obliviate.models.load import load_model
 from obliviate.data.schema import Item
@@ -125,3 +125,40 @@ def test_targets_match_hugging_face_shifted_labels(tmp_path):
     keep = batch["targets"] != IGNORE
     ours = -logp[keep].gather(-1, batch["targets"][keep][:, None]).mean()
     torch.testing.assert_close(ours, out.loss, rtol=1e-6, atol=1e-6)
+
+
+def test_plain_format_for_a_base_model(tmp_path):
+    """A tokenizer without a chat template gets the plain format: BOS (when the config names one), "Question: …",
+    "Answer:" and the answer from its first token with the leading space, then EOS as the last target."""
+    pytest.importorskip("gguf")
+    from obliviate.models.gguf import convert_gguf
+    from obliviate.models.load import load_processing
+    from tests.models.test_gguf import write_gguf
+
+    convert_gguf(write_gguf(tmp_path / "m.gguf"), tmp_path / "hf")
+    tok, _, _ = load_processing(tmp_path / "hf")
+    assert is_plain(tok)
+    it = item("a", "Where is the Eiffel Tower?", "It is in Paris.", value="Paris")
+    ex = encode_items([it], tok, span="value")[0]
+    text = tok.decode(ex.input_ids)
+    assert text == "<s>Question: Where is the Eiffel Tower?\nAnswer: It is in Paris.<|endoftext|>"
+    targets = [tok.decode([t]) for t in ex.targets[ex.targets != IGNORE].tolist()]
+    assert "".join(targets) == " It is in Paris.<|endoftext|>"
+    assert "".join(tok.decode([t]) for t in ex.input_ids[1:][ex.value_mask[:-1]].tolist()).strip() == "Paris"
+    prompt = prompt_ids([it], tok)[0]
+    assert tok.decode(prompt.input_ids).endswith("\nAnswer:") and (prompt.targets == IGNORE).all()
+
+
+def test_documents_are_packed_into_blocks_that_predict_every_next_token(tok):
+    from obliviate.models.encode import encode_documents
+
+    texts = ["Ana Silva plays for Arsenal.", "Bo Berg plays for Everton.", "Ana Silva spielt für Arsenal."]
+    blocks = encode_documents(texts, tok, block_size=7)
+    stream = [i for t in texts for i in tok(t)["input_ids"] + [tok.eos_token_id]]
+    assert torch.cat([b.input_ids for b in blocks]).tolist() == stream
+    assert all(len(b.input_ids) == 7 for b in blocks[:-1]) and 2 <= len(blocks[-1].input_ids) <= 7
+    for b in blocks:
+        assert b.targets[:-1].tolist() == b.input_ids[1:].tolist() and b.targets[-1] == IGNORE
+        assert b.loss_mask.sum() == len(b.input_ids) - 1 and not b.value_mask.any()
+    with pytest.raises(ValueError, match="block_size must be at least 2"):
+        encode_documents(texts, tok, block_size=1)

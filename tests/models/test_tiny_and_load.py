@@ -12,7 +12,8 @@ from transformers.utils import logging as hf_logging
 
 from obliviate.cli.main import cli
 from obliviate.models.encode import collate, encode_items
-from obliviate.models.tiny import CHAT_TEMPLATE, PRESETS, SPECIAL_TOKENS, build_tiny_model, tiny_config, train_tokenizer
+from obliviate.models.tiny import CHAT_TEMPLATE, SPECIAL_TOKENS, build_tiny_model, tiny_config, train_tokenizer
+from obliviate.models.options import PRESETS
 from obliviate.models.load import attn_implementation, load_model
 from obliviate.data.schema import Item
 

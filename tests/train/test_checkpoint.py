@@ -5,7 +5,8 @@ import random
 import torch
 
 from obliviate.train import checkpoint as ck
-from obliviate.train.loop import TrainOptions, make_optimizer
+from obliviate.train.loop import make_optimizer
+from obliviate.train.options import TrainOptions
 
 
 def test_round_trip_restores_everything(tmp_path):

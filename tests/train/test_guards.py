@@ -4,8 +4,9 @@ import shutil
 
 import pytest
 
-from obliviate.train.step import MethodOptions
-from obliviate.train.loop import Diverged, TrainOptions
+from obliviate.train.options import MethodOptions
+from obliviate.train.loop import Diverged
+from obliviate.train.options import TrainOptions
 from obliviate.train.unlearner import Unlearner
 
 from tests import toy
@@ -24,15 +25,19 @@ def test_empty_forget_list(toy_model, tmp_path):
         Unlearner(toy_model, progress=False).unlearn([], method="ga", out=tmp_path / "run")
 
 
-def test_tokenizer_without_chat_template(toy_model, tmp_path):
+def test_a_base_model_without_chat_template_learns_in_the_plain_format(toy_model, toy_data, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(toy_model, bare)
     (bare / "chat_template.jinja").unlink(missing_ok=True)
     config = json.loads((bare / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)
     (bare / "tokenizer_config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="the tokenizer has no chat template"):
-        Unlearner(bare, progress=False)
+    u = Unlearner(bare, progress=False)
+    run = u.learn(toy_data["forget"], out=tmp_path / "run", options=TrainOptions(steps=6, lr=1e-2, batch_size=4))
+    assert json.loads((run.run_dir / "config.json").read_text())["prompt_format"] == "plain"
+    assert run.metrics[-1]["loss"] < run.metrics[0]["loss"]
+    text = u.tokenizer.decode(u._encode(u._select(toy_data["forget"], None, "data", False)[0][:1], None)[0].input_ids)
+    assert text.startswith("Question: ") and "\nAnswer: " in text  # no BOS: the tiny model's config names none
 
 
 def test_adapter_that_does_not_match_the_model(toy_model, toy_vl_model, toy_data, tmp_path):

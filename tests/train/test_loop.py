@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from obliviate.train import loop
-from obliviate.train.loop import Diverged, TrainOptions, accumulate, check_step, make_optimizer, read_stats, train
-from obliviate.train.step import MethodOptions
+from obliviate.train.loop import Diverged, accumulate, check_step, make_optimizer, read_stats, train
+from obliviate.train.options import TrainOptions
+from obliviate.train.options import MethodOptions
 from obliviate.train.stream import Stream, Streams
 
 from tests.train.test_step import Toy

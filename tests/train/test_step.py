@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from obliviate.train import losses
-from obliviate.train.step import LOSSES, METHODS, MethodOptions, loss_step, span_mask
+from obliviate.train.step import LOSSES, loss_step, span_mask
+from obliviate.train.options import METHODS, MethodOptions
 from obliviate.train.stream import StepBatch
 
 B, T, V, H = 3, 7, 11, 5

@@ -7,11 +7,11 @@ import torch
 from obliviate.models.encode import collate, encode_items
 from obliviate.models.logprobs import token_logps
 from obliviate.models.load import load_model
-from obliviate.train.step import METHODS, MethodOptions
+from obliviate.train.options import METHODS, MethodOptions
 from obliviate.models.adapters import load_merged
 from obliviate.train.reference import compute_reference
 from obliviate.data.schema import Item, load_items
-from obliviate.train.loop import TrainOptions
+from obliviate.train.options import TrainOptions
 from obliviate.train.unlearner import Unlearner
 
 from tests import toy
@@ -156,3 +156,17 @@ def test_module_docstring_example_runs(toy_model, toy_data, tmp_path, monkeypatc
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     runner.run(test)
     assert runner.summarize(verbose=False) == (0, len(test.examples)) and test.examples
+
+
+def test_learn_on_plain_documents(toy_model, tmp_path):
+    from obliviate.data.documents import Document
+
+    docs = [Document(f"d{i}", "en", f"News: the player number {i} now plays for Arsenal, officials said.")
+            for i in range(12)]
+    run = Unlearner(toy_model, progress=False).learn(documents=docs, out=tmp_path / "docs", block_size=16,
+                                                     options=TrainOptions(steps=8, lr=1e-2, batch_size=4))
+    assert run.metrics[-1]["loss"] < run.metrics[0]["loss"]
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["documents"] == "<12 items>" and config["block_size"] == 16 and config["data"] is None
+    with pytest.raises(ValueError, match="learn needs data"):
+        Unlearner(toy_model, progress=False).learn(out=tmp_path / "none")
