@@ -1,11 +1,13 @@
 """What an evaluation can be asked to do: the options of `Evaluator` (and of `obliviate eval`, flag for flag), in
-one frozen dataclass whose field defaults are the defaults. No torch at import: the command line reads it to build
-its options."""
+one frozen dataclass whose field defaults are the defaults, checked when one is made. No torch at import: the
+command line reads it to build its options."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from obliviate.files import check_int
 
 if TYPE_CHECKING:
     import torch
@@ -40,3 +42,10 @@ class EvalOptions:
     progress: bool = True
     fake_language: str | None = None
     reference: str | None = None
+
+    def __post_init__(self):
+        """Constructing one validates it (the device is checked where it is resolved, `files.default_device`)."""
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        check_int("max_new_tokens", self.max_new_tokens, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from obliviate.files import adapter_dir
+from obliviate.files import adapter_dir, check_int, check_real, write_text
+from obliviate.models.folders import check_adapter_folder
 
 STACK_FILE = "obliviate_adapter.json"
 # Every attention and MLP projection of Qwen2 / Qwen2.5-VL's language model. The vision tower's modules have other
@@ -30,6 +31,14 @@ class LoraOptions:
     alpha: int = 32
     dropout: float = 0.0
     targets: tuple[str, ...] = DEFAULT_TARGETS
+
+    def __post_init__(self):
+        """Constructing one validates it."""
+        check_int("lora r", self.r, minimum=1)
+        check_real("lora alpha", self.alpha, above=0)
+        check_real("lora dropout", self.dropout, at_least=0, below=1)
+        if not self.targets or not all(isinstance(t, str) and t for t in self.targets):
+            raise ValueError(f"lora targets must be module names, got {self.targets!r}")
 
 
 @dataclass(frozen=True)
@@ -51,10 +60,9 @@ def read_stack(model_path: str | Path, adapter: str | Path | None) -> AdapterSta
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").is_file():
         raise ValueError(f"{adapter}: not a peft adapter folder (no adapter_config.json)")
-    meta_path = adapter / STACK_FILE
+    meta = check_adapter_folder(adapter)
     parents: tuple[str, ...] = ()
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+    if meta is not None:
         if Path(meta["base"]).resolve() != Path(base):
             raise ValueError(f"{adapter}: adapter was trained on {meta['base']}, not on {base}")
         parents = tuple(meta["parents"])
@@ -64,7 +72,7 @@ def read_stack(model_path: str | Path, adapter: str | Path | None) -> AdapterSta
 def write_stack(adapter_dir: str | Path, stack: AdapterStack) -> None:
     """Record under `adapter_dir` which base and parent adapters it was trained on."""
     meta = {"base": stack.base, "parents": list(stack.parents)}
-    (Path(adapter_dir) / STACK_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(Path(adapter_dir) / STACK_FILE, json.dumps(meta, indent=2) + "\n")
 
 
 def check_placed(peft_model, adapter_dir: str | Path, adapter_name: str = "default") -> None:
@@ -95,7 +103,9 @@ def merge_parents(model: torch.nn.Module, parents: tuple[str, ...]) -> torch.nn.
         try:
             wrapped = PeftModel.from_pretrained(model, parent, is_trainable=False)
         except (KeyError, RuntimeError, ValueError) as err:
-            raise ValueError(f"{parent}: adapter does not match the model: {err}") from err
+            lines = str(err).strip().splitlines() or [type(err).__name__]
+            first = next((x.strip() for x in lines if "mismatch" in x), lines[0])  # peft: the first size mismatch
+            raise ValueError(f"{parent}: adapter does not match the model: {first}") from err
         check_placed(wrapped, parent)
         model = wrapped.merge_and_unload()
     return model

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from obliviate.files import check_real
 from obliviate.models.logprobs import token_kl, token_logps
 from obliviate.train import losses
 from obliviate.train.stream import StepBatch
@@ -38,6 +39,16 @@ class MethodOptions:
     delta: float = 0.0  # SimNPO margin
     retain_loss: str = "nll"  # "nll" | "kl"
     span: str = "answer"  # forget loss over the whole "answer" or only the fact's tokens ("value")
+
+    def __post_init__(self):
+        """Constructing one validates it (β = 0 would divide by zero, a NaN weight poison every step)."""
+        if self.beta is not None:
+            check_real("beta", self.beta, above=0)
+        check_real("alpha", self.alpha, at_least=0)
+        check_real("delta", self.delta)
+        if self.retain_loss not in ("nll", "kl") or self.span not in ("answer", "value"):
+            raise ValueError(f"span must be answer|value and retain_loss nll|kl, got {self.span!r}, "
+                             f"{self.retain_loss!r}")
 
     def beta_for(self, method: str) -> float:
         return self.beta if self.beta is not None else DEFAULT_BETA[method]
