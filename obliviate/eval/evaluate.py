@@ -44,7 +44,8 @@ from obliviate.eval.rows import EvalMeta, ProbeScores, probe_row
 from obliviate.eval.scoring import score_items
 from obliviate.files import adapter_dir, check_int, default_device, new_folder, versions, write_text
 from obliviate.models.encode import check_lengths, encode_items, prompt_ids
-from obliviate.models.load import load_processing, max_positions
+from obliviate.models.adapters import check_fits
+from obliviate.models.load import load_processing, max_positions, meta_model
 
 REPORT = "report.html"
 NONMEMBER_SPLITS = ("holdout",)  # MIA non-members (never trained on), in order of preference
@@ -151,6 +152,9 @@ class Evaluator:
         self.max_positions = max_positions(self.model_path)
         self._hf: HfBackend | None = None
         stacks = read_stacks(self.model_path, self.adapters)
+        meta = meta_model(self.model_path) if self.adapters else None
+        for adapter in dict.fromkeys(p for stack in stacks.values() for p in stack.parents):
+            check_fits(meta, adapter)  # another model's adapter: one line now, not a traceback when loaded
         self.models, inferred_fake, self.relearn_pairs = describe_models(self.adapters, base_name, stacks)
         self.fake_language = options.fake_language or inferred_fake
         if options.reference is not None and options.reference not in self.models:

@@ -9,13 +9,14 @@ adapters merged beneath it, in order. Anything that evaluates B therefore knows 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from obliviate.files import adapter_dir, check_int, check_real, write_text
-from obliviate.models.folders import check_adapter_folder
+from obliviate.models.folders import check_adapter_folder, safetensors_header
 
 STACK_FILE = "obliviate_adapter.json"
 # Every attention and MLP projection of Qwen2 / Qwen2.5-VL's language model. The vision tower's modules have other
@@ -93,6 +94,24 @@ def check_placed(peft_model, adapter_dir: str | Path, adapter_name: str = "defau
     if lost:
         raise ValueError(f"{adapter_dir}: adapter does not match the model: {len(lost)} of its {len(saved)} tensors "
                          f"have no place in {type(peft_model.get_base_model()).__name__} (e.g. {sorted(lost)[0]})")
+
+
+def check_fits(meta: torch.nn.Module, adapter: str | Path) -> None:
+    """Raise, naming the adapter, when one of its LoRA matrices does not fit the module it targets in `meta` (the
+    base model on the meta device, `load.meta_model`): another model's adapter, found from the files alone."""
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not weights.is_file():
+        return
+    shapes = {name: list(m.weight.shape) for name, m in meta.named_modules() if isinstance(m, torch.nn.Linear)}
+    for name, tensor in safetensors_header(weights).items():
+        found = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", name)
+        if found is None:
+            continue
+        module = shapes.get(found[1])
+        side = 1 if found[2] == "A" else 0  # A: (r, in), B: (out, r); the module's weight is (out, in)
+        if module is None or tensor["shape"][side] != module[side]:
+            raise ValueError(f"{adapter}: adapter does not match the model: {name} is {tensor['shape']}, the "
+                             f"module's weight is {module or 'missing'}")
 
 
 def merge_parents(model: torch.nn.Module, parents: tuple[str, ...]) -> torch.nn.Module:

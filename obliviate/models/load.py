@@ -52,16 +52,27 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def _check_shapes(path: Path, config, cls) -> None:
+def _check_shapes(path: Path, meta: torch.nn.Module) -> None:
     """Raise, naming the file and the tensor, when a weight's shape differs from the one config.json gives it
     (transformers would print a table and raise a message that names neither)."""
-    with torch.device("meta"):
-        expected = {k: list(v.shape) for k, v in cls.from_config(config).state_dict().items()}
+    expected = {k: list(v.shape) for k, v in meta.state_dict().items()}
     for weights in sorted(path.glob("*.safetensors")):
         for name, tensor in safetensors_header(weights).items():
             if name in expected and list(tensor["shape"]) != expected[name]:
                 raise ValueError(f"{weights}: {name} is {tensor['shape']} but config.json makes it {expected[name]}: "
                                  "the config does not match the weights")
+
+
+def meta_model(path) -> torch.nn.Module:
+    """The model a folder's config.json describes, built on the meta device: every shape, no memory, no weights."""
+    path = Path(path)
+    is_vis = _is_vision(path, check_model_folder(path))
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except Exception as err:  # transformers' config validators raise their own exception classes
+        raise ValueError(f"{path / 'config.json'}: {_first_line(err)}") from None
+    with torch.device("meta"):
+        return (AutoModelForImageTextToText if is_vis else AutoModelForCausalLM).from_config(config)
 
 
 def max_positions(path) -> int | None:
@@ -110,12 +121,9 @@ def load_model(path, *, dtype: torch.dtype | str | None = None,
     path = Path(path)
     tok, processor, is_vis = load_processing(path)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-    except Exception as err:  # transformers' config validators raise their own exception classes
-        raise ValueError(f"{path / 'config.json'}: {_first_line(err)}") from None
+    _check_shapes(path, meta_model(path))
+    config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     cls = AutoModelForImageTextToText if is_vis else AutoModelForCausalLM
-    _check_shapes(path, config, cls)
     try:
         model, info = cls.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False,
                                           use_safetensors=True, dtype=dtype if dtype is not None else "auto",

@@ -111,15 +111,29 @@ def test_an_existing_results_folder_is_replaced_only_with_overwrite(setup, tmp_p
 
 
 def test_an_adapter_of_another_model_ends_in_one_line(setup, tmp_path):
+    """Issue 10: `eval --adapter` of another model gave a traceback (`unlearn` refused it cleanly)."""
     import shutil
 
-    other = tmp_path / "other"
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other"  # a plain peft adapter (no stack file) made for a wider model
     shutil.copytree(setup["adapter"], other)
-    (other / "obliviate_adapter.json").write_text(json.dumps({"base": str(tmp_path / "elsewhere"), "parents": []}))
+    (other / "obliviate_adapter.json").unlink(missing_ok=True)
+    tensors = load_file(other / "adapter_model.safetensors")
+    save_file({k: torch.zeros(v.shape[0], 2 * v.shape[1]) if "lora_A" in k else v for k, v in tensors.items()},
+              other / "adapter_model.safetensors")
     res = invoke("eval", "--model", setup["model"], "--adapter", f"x={other}", "--probes",
                  setup["root"] / "forget.jsonl", "--out", tmp_path / "ev", "--backend", "hf")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith(f"Error: {other}: adapter does not match the model: ")
+    labelled = tmp_path / "labelled"  # one whose stack file names another base
+    shutil.copytree(setup["adapter"], labelled)
+    (labelled / "obliviate_adapter.json").write_text(json.dumps({"base": str(tmp_path / "elsewhere"), "parents": []}))
+    res = invoke("eval", "--model", setup["model"], "--adapter", f"x={labelled}", "--probes",
+                 setup["root"] / "forget.jsonl", "--out", tmp_path / "ev", "--backend", "hf")
     assert res.exit_code == 1 and res.output.strip().splitlines()[-1].startswith(
-        f"Error: {other}: adapter was trained on {tmp_path / 'elsewhere'}, not on")
+        f"Error: {labelled}: adapter was trained on {tmp_path / 'elsewhere'}, not on")
     assert not (tmp_path / "ev").exists()
 
 

@@ -27,10 +27,11 @@ def test_world_build_killed_mid_way(tmp_path):
     assert names(tmp_path) == ["w"] and (tmp_path / "w" / "world.json").is_file()
 
 
-def test_eval_killed_while_writing(toy_model, toy_data, tmp_path):
+def test_eval_killed_between_results_and_report(toy_model, toy_data, tmp_path):
+    """results.json is written, report.html not yet: the folder must not appear half-written."""
     args = ["eval", "--model", toy_model, "--probes", toy_data["forget"], "--out", "ev", "--backend", "hf",
             "--limit", 2, "--max-new-tokens", 2, "--no-score", "--device", "cpu"]
-    killed = run_cli(args, tmp_path, fault="obliviate.eval.evaluate:write_results:1:kill")
+    killed = run_cli(args, tmp_path, fault="obliviate.eval.evaluate:write_text:1:kill")
     assert killed.returncode == -signal.SIGKILL and "ev" not in names(tmp_path)
     again = run_cli(args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
