@@ -62,15 +62,16 @@ def _unique(pairs, what: str) -> dict[str, str]:
               help="Drop probes with an image (OFFSIDE's unimodal setting; a text-only model then reads any file).")
 @click.option("--no-score", is_flag=True, help="Generation metrics only (skip log-prob scoring).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it holds an earlier evaluation (results.json).")
 def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, limit, batch_size, device,
-             fake_language, reference, mc_style, text_only, no_score, no_report):
+             fake_language, reference, mc_style, text_only, no_score, no_report, overwrite):
     """Answer and score probe files with a base model and its adapters; write OUT/results.json (one row per probe
     and model, plus the aggregate views) and OUT/report.html."""
     from transformers.utils import logging as hf_logging
 
     from obliviate.eval.evaluate import Evaluator
-    from obliviate.eval.report import write_report
     from obliviate.data.schema import DataError
+    from obliviate.files import check_new
 
     hf_logging.disable_progress_bar()  # our bars (generate, score) instead of one per weight file loaded
     named_adapters = _unique((_named(a, "--adapter") for a in adapters), "--adapter")
@@ -78,13 +79,15 @@ def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, l
     if limit is not None and limit < 1:
         raise click.BadParameter("must be >= 1", param_hint="--limit")
     try:
+        check_new(out, replace=overwrite, marker="results.json", flag="--overwrite")  # before any work
         options = EvalOptions(backend=backend, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
                               progress=True, fake_language=fake_language, reference=reference, mc_style=mc_style,
                               text_only=text_only)
         ev = Evaluator(model, adapters=named_adapters, base_name=base_name, options=options)
-        result = ev.run(named_probes, out=out, limit=limit, score=not no_score)
+        result = ev.run(named_probes, out=out, overwrite=overwrite, report=not no_report, limit=limit,
+                        score=not no_score)
         ev.close()
-    except (DataError, ValueError, FileNotFoundError) as err:
+    except (DataError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     mc = f", multiple choice: {mc_style}" if any(r.mc_generation is not None for r in result.rows) else ""
     click.echo(f"wrote {result.path}: {len(result.rows)} rows ({len(result.meta.models)} models × "
@@ -92,7 +95,7 @@ def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, l
                f"{result.meta.seconds:.1f}s)")
     _echo_summary(result)
     if not no_report:
-        click.echo(f"wrote {write_report([result], Path(out) / 'report.html')}")
+        click.echo(f"wrote {Path(out) / 'report.html'}")
 
 
 def _echo_summary(result) -> None:

@@ -27,7 +27,8 @@ from obliviate.data import DataError
               help="news: language of records without a 'language' field (ISO 639-1 code or name; default en).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr (default: on a terminal, for files of 1000 records or more).")
-def import_cmd(fmt, src, out, progress, **options):
+@click.option("--force", is_flag=True, help="Replace OUT and images already there with other content.")
+def import_cmd(fmt, src, out, progress, force, **options):
     """Convert SRC, a FORMAT dataset file (JSON array or JSON Lines), to the JSONL item file OUT.
 
     \b
@@ -37,14 +38,15 @@ def import_cmd(fmt, src, out, progress, **options):
       tofu        TOFU question/answer files (paraphrased / perturbed answers)
       news        Learn and Unlearn news-truthful (real/fake news, fake_keyword, sft_qas, probes)
 
-    Images are copied to OUT's folder under images/. OUT is written atomically, only if every record converts.
+    Images are copied to OUT's folder under images/, only pictures from inside the source's image folder. OUT is
+    written atomically, only if every record converts; files already there with other content need --force.
     """
     given = {k: v for k, v in options.items() if v is not None}
     wrong = sorted(set(given) - set(options_of(fmt)))
     if wrong:
         raise click.UsageError(f"--{wrong[0].replace('_', '-')} does not apply to format {fmt}")
     try:
-        imported = import_dataset(fmt, src, out, progress=progress, **given)
+        imported = import_dataset(fmt, src, out, progress=progress, force=force, **given)
     except (DataError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     entities = len({item.entity for item in imported.items})

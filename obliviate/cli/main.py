@@ -1,4 +1,13 @@
-"""The `obliviate` console script: one click group, one sub-module per command group."""
+"""The `obliviate` console script: one click group, one sub-module per command group.
+
+Every command ends a failure it can name in one line (`Error: <file>: <problem>`) and exit status 1: the commands
+turn bad input (ValueError) into that line, and the group does it for what the file system says (OSError: disk full,
+permission, a locked output, see `files.FolderBusy`). SIGTERM ends a command like Ctrl-C does, so its temporaries
+are removed on the way out.
+"""
+import signal
+import sys
+
 import click
 
 from obliviate import __version__
@@ -12,7 +21,31 @@ from obliviate.cli.train import learn, relearn, unlearn
 from obliviate.cli.world import world
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def os_error_line(err: OSError) -> str:
+    """One line for a file-system error: `file: problem` where the error names a file."""
+    if err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err)
+
+
+def _terminate(signum, frame):
+    sys.exit(128 + signum)  # unwinds like an exception: context managers clean up
+
+
+class Commands(click.Group):
+    """The `obliviate` group: file-system errors end in one line, not a traceback."""
+
+    def invoke(self, ctx):
+        previous = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return super().invoke(ctx)
+        except OSError as err:
+            raise click.ClickException(os_error_line(err)) from err
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="obliviate")
 def cli():
     """Unlearn misinformation and private facts from (vision-)language models, then prove they are gone."""

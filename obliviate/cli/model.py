@@ -45,7 +45,7 @@ def tiny(out, world, vision, preset, vocab_size, seed):
     texts = world_texts(Path(world))
     try:
         built = build_tiny_model(out, texts=texts, vision=vision, preset=preset, seed=seed, vocab_size=vocab_size)
-    except (ValueError, OSError) as err:
+    except ValueError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {built.path}: {built.architecture} preset={preset}, {built.n_params:,} parameters, "
                f"vocabulary {built.vocab_size} (tokenizer trained on {len(texts)} texts)")
@@ -95,7 +95,7 @@ def info(path):
     hf_logging.disable_progress_bar()
     try:
         loaded = load_model(path, device="cpu")
-    except (ValueError, OSError) as err:
+    except ValueError as err:
         raise click.ClickException(str(err)) from err
     cfg = loaded.model.config
     n = sum(p.numel() for p in loaded.model.parameters())

@@ -25,7 +25,9 @@ def _common(f):
         click.option("--clip", type=float, default=None, help="Gradient-norm clipping bound."),
         click.option("--seed", type=int, default=None),
         click.option("--save-every", type=int, default=None, help="Checkpoint every N steps (0 = at the end)."),
-        click.option("--resume", is_flag=True, help="Continue from the run folder's last checkpoint."),
+        click.option("--resume", is_flag=True, help="Continue the unfinished run in --out from its last checkpoint "
+                     "(same model, data and options); a finished one is reported, not retrained."),
+        click.option("--force", is_flag=True, help="Replace the run in --out (finished or not) once this one succeeds."),
         click.option("--lora-r", type=int, default=None), click.option("--lora-alpha", type=int, default=None),
         click.option("--lora-dropout", type=float, default=None),
         click.option("--lora-targets", default=None, help=f"Comma-separated (default {','.join(DEFAULT_TARGETS)})."),
@@ -50,12 +52,28 @@ def _split(kw: dict):
 def _report(result) -> None:
     last = result.metrics[-1] if result.metrics else {}
     out = result.adapter or result.model_dir
+    if result.finished_before:
+        click.echo(f"{result.run_dir}: finished already ({len(result.metrics)} steps); nothing to do (--force runs "
+                   "it again)")
+        return
     click.echo(f"wrote {out} ({len(result.metrics)} steps in {result.seconds:.1f}s; final loss "
                f"{last.get('loss', float('nan')):.4f}); metrics in {result.run_dir / 'metrics.jsonl'}")
 
 
-def _fail(err: Exception):
-    raise click.ClickException(str(err)) from err
+def _run(job: str, kw: dict, **job_kw) -> None:
+    """Build the options and the `Unlearner`, run `job`, print what it wrote; bad options, bad input and a
+    divergence end in one line."""
+    from obliviate.train.loop import Diverged
+    from obliviate.train.unlearner import Unlearner
+
+    try:
+        options, lora, kw = _split(kw)
+        u = Unlearner(kw["model"], adapter=kw["adapter"], reference=kw.get("reference"), lora=lora,
+                      device=kw["device"])
+        _report(getattr(u, job)(out=kw["out"], options=options, text_only=kw["text_only"], resume=kw["resume"],
+                                force=kw["force"], **job_kw))
+    except (ValueError, Diverged) as err:
+        raise click.ClickException(str(err)) from err
 
 
 @click.command()
@@ -72,15 +90,7 @@ def _fail(err: Exception):
 def learn(**kw):
     """Supervised fine-tuning on question-answer items (--data) and/or plain documents (--documents): put facts (or
     fakes) into a model as a LoRA adapter, or with --full into every weight."""
-    from obliviate.train.unlearner import Unlearner
-
-    options, lora, kw = _split(kw)
-    try:
-        u = Unlearner(kw["model"], adapter=kw["adapter"], lora=lora, device=kw["device"])
-        _report(u.learn(kw["data"], out=kw["out"], documents=kw["documents"], block_size=kw["block_size"],
-                        full=kw["full"], options=options, text_only=kw["text_only"], resume=kw["resume"]))
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        _fail(err)
+    _run("learn", kw, data=kw["data"], documents=kw["documents"], block_size=kw["block_size"], full=kw["full"])
 
 
 @click.command()
@@ -101,18 +111,13 @@ def learn(**kw):
 @click.option("--delta", type=float, default=0.0, show_default=True, help="SimNPO margin δ.")
 def unlearn(**kw):
     """Forget a set of items with GA, GradDiff, NPO, SimNPO, IdkPO or corrective PO, over a new LoRA adapter."""
-    from obliviate.train.unlearner import Unlearner
-
-    options, lora, kw = _split(kw)
-    method = MethodOptions(beta=kw["beta"], alpha=kw["alpha"], delta=kw["delta"], retain_loss=kw["retain_loss"],
-                           span=kw["span"])
     try:
-        u = Unlearner(kw["model"], adapter=kw["adapter"], reference=kw["reference"], lora=lora, device=kw["device"])
-        _report(u.unlearn(kw["forget"], out=kw["out"], method=kw["method"], retain=kw["retain"],
-                          retain_ratio=kw["retain_ratio"], method_options=method, options=options,
-                          text_only=kw["text_only"], resume=kw["resume"]))
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        _fail(err)
+        method = MethodOptions(beta=kw["beta"], alpha=kw["alpha"], delta=kw["delta"], retain_loss=kw["retain_loss"],
+                               span=kw["span"])
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    _run("unlearn", kw, forget=kw["forget"], method=kw["method"], retain=kw["retain"],
+         retain_ratio=kw["retain_ratio"], method_options=method)
 
 
 @click.command()
@@ -122,12 +127,4 @@ def unlearn(**kw):
 @click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False), help="JSONL relearn set.")
 def relearn(**kw):
     """The relearning attack: fine-tune an unlearned model on a few items and see what comes back."""
-    from obliviate.train.unlearner import Unlearner
-
-    options, lora, kw = _split(kw)
-    try:
-        u = Unlearner(kw["model"], adapter=kw["adapter"], lora=lora, device=kw["device"])
-        _report(u.relearn(kw["data"], out=kw["out"], options=options, text_only=kw["text_only"],
-                          resume=kw["resume"]))
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        _fail(err)
+    _run("relearn", kw, data=kw["data"])

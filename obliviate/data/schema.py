@@ -20,17 +20,22 @@ A line holds one JSON object with exactly these keys (written in this order by `
 `id`..`answer` are required; the rest may be left out (null / []). Unknown keys are errors, not ignored: a typo
 ("truht") would otherwise silently drop a field. Blank lines are skipped. The loader stops at the first problem
 with one `DataError` whose message is "{path}:{line}: {problem}".
+
+Limits, so that a hostile or broken file costs one message and no memory: a line of at most MAX_LINE_CHARS, a
+string field of at most MAX_FIELD_CHARS, numbers of at most 100 digits, JSON nested no deeper than Python parses
+it; an image must open as a picture (PIL's `verify`) of at most `files.MAX_IMAGE_PIXELS`.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, NamedTuple
 
-from obliviate.files import atomic_file
+from obliviate.files import MAX_IMAGE_PIXELS, atomic_file
 
 
 class Language(NamedTuple):
@@ -65,6 +70,8 @@ nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg
 sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu""".split()) | set(LANGUAGES)
 
 KINDS = ("shared", "private")
+MAX_LINE_CHARS = 4_000_000
+MAX_FIELD_CHARS = 100_000  # per string: far over any question or answer, far under what exhausts memory
 
 
 class DataError(ValueError):
@@ -125,6 +132,11 @@ class Item:
             x = getattr(self, name)
             if x is not None and not x.strip():
                 raise DataError(f"field '{name}' is empty")
+        for name in _FIELD_TYPES:
+            x = getattr(self, name)
+            longest = max(map(len, x), default=0) if isinstance(x, tuple) else len(x or "")
+            if longest > MAX_FIELD_CHARS:
+                raise DataError(f"field '{name}' holds {longest:,} characters, over the limit of {MAX_FIELD_CHARS:,}")
         if self.kind not in KINDS:
             raise DataError(f"field 'kind' must be 'shared' or 'private', got {self.kind!r}")
         if self.language not in KNOWN_LANGUAGES:
@@ -184,9 +196,26 @@ def _no_duplicate_keys(pairs):
     return seen
 
 
-def _parse(text: str):
+def _small_int(digits: str) -> int:
+    if len(digits) > 100:
+        raise DataError(f"a number of {len(digits):,} digits")
+    return int(digits)
+
+
+def json_loads(text: str, **hooks):
+    """`json.loads` with the limits of the module docstring: DataErrors for a huge number or deep nesting (else a
+    ValueError or RecursionError traceback); a JSONDecodeError stays for the caller to place."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        return json.loads(text, parse_int=_small_int, **hooks)
+    except RecursionError:
+        raise DataError("JSON nested too deeply") from None
+
+
+def _parse(text: str):
+    if len(text) > MAX_LINE_CHARS:
+        raise DataError(f"a line of {len(text):,} characters, over the limit of {MAX_LINE_CHARS:,}")
+    try:
+        return json_loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as e:
         raise DataError(f"invalid JSON ({e.msg} at column {e.colno})") from None
 
@@ -235,6 +264,29 @@ def _check_image(image: str, root: Path) -> None:
         raise DataError(f"image {image!r} not found")
     if not full.is_file():
         raise DataError(f"image {image!r} is not a file")
+    check_picture(full, image)
+
+
+def check_picture(path: Path, name: str | None = None) -> None:
+    """Raise a DataError unless `path` opens as a picture of at most MAX_IMAGE_PIXELS that PIL's `verify` accepts
+    (header, chunks and their checksums; no decoding, so a decompression bomb costs nothing)."""
+    from PIL import Image
+
+    shown = repr(name if name is not None else str(path))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                pixels = im.width * im.height
+                if pixels <= MAX_IMAGE_PIXELS:
+                    im.verify()
+    except Image.DecompressionBombError as err:  # over twice PIL's own limit: refused while opening
+        pixels = int(re.search(r"\((\d+) pixels\)", str(err))[1])
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, struct.error... on damaged files
+        detail = (str(err) or type(err).__name__).replace(f" {str(path)!r}", "")  # PIL repeats the full path
+        raise DataError(f"image {shown} is not a readable picture ({detail})") from None
+    if pixels > MAX_IMAGE_PIXELS:
+        raise DataError(f"image {shown} has {pixels:,} pixels, over the limit of {MAX_IMAGE_PIXELS:,}")
 
 
 def write_items(path: str | Path, items: Iterable[Item]) -> int:

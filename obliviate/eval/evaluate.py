@@ -27,6 +27,7 @@ unlearned adapter (its stack). Explicit options and arguments override all of it
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -40,14 +41,18 @@ from obliviate.eval.backend import Request, choose_backend, is_vision_model, pro
 from obliviate.eval.backend_hf import HfBackend
 from obliviate.eval.backend_vllm import VllmBackend
 from obliviate.eval.choice import MC_MAX_NEW_TOKENS, mc_item
-from obliviate.eval.options import EvalOptions, generation_limit
-from obliviate.eval.results import EvalResult, write_results
+from obliviate.eval.options import MAX_NEW_TOKENS, EvalOptions, generation_limit
+from obliviate.eval.report import render_report
+from obliviate.eval.results import RESULTS, EvalResult, write_results
 from obliviate.eval.rows import EvalMeta, ProbeScores, probe_row
 from obliviate.eval.scoring import score_items
-from obliviate.files import adapter_dir, fingerprint, versions
-from obliviate.models.encode import collate, encode_items
+from obliviate.files import adapter_dir, check_int, default_device, fingerprint, new_folder, versions, write_text
+from obliviate.models.adapters import check_fits
+from obliviate.models.encode import check_lengths, collate, encode_items, prompt_ids
+from obliviate.models.load import load_processing, max_positions, meta_model
 from obliviate.models.logprobs import verify_once
 
+REPORT = "report.html"
 NONMEMBER_SPLITS = ("holdout",)  # MIA non-members (never trained on), in order of preference
 Probes = str | Path | Sequence[str | Path] | dict[str, str | Path]
 Splits = dict[str, tuple[list[Item], Path]]  # split -> (items, the folder their image paths are relative to)
@@ -163,8 +168,14 @@ class Evaluator:
         self.base_name = base_name
         self.options = options
         self.backend_kind = choose_backend(options.backend, self.model_path)
+        default_device(options.device)  # fail now on a device that is not there
+        self.tokenizer = load_processing(self.model_path)[0]  # checks the model folder's files, too
+        self.max_positions = max_positions(self.model_path)
         self._hf: HfBackend | None = None
         stacks = read_stacks(self.model_path, self.adapters)
+        meta = meta_model(self.model_path) if self.adapters else None
+        for adapter in dict.fromkeys(p for stack in stacks.values() for p in stack.parents):
+            check_fits(meta, adapter)  # another model's adapter: one line now, not a traceback when loaded
         self.models, inferred_fake, self.relearn_pairs = describe_models(self.adapters, base_name, stacks)
         self.fake_language = options.fake_language or inferred_fake
         if options.reference is not None and options.reference not in self.models:
@@ -189,6 +200,9 @@ class Evaluator:
                                      "model (use --text-only to drop image items)")
                 if it.options:
                     mc_item(it, style=self.options.mc_style)  # raises on more than 4 options
+            check_lengths(prompt_ids(items, self.tokenizer, images=False), self.max_positions, source=split,
+                          extra=self.options.max_new_tokens or MAX_NEW_TOKENS)
+            check_lengths(encode_items(items, self.tokenizer, images=False), self.max_positions, source=split)
 
     def generate(self, splits: Splits) -> dict[Key, str]:
         """(model, split, probe id or id#mc) -> generation, all models and probes in one backend call per
@@ -248,23 +262,33 @@ class Evaluator:
         with hf.activate(self._adapter(next(iter(self.models)))) as model:  # a model scored anyway
             verify_once(model, batch, key=f"{fingerprint(self.model_path)}-{str(hf.dtype).split('.')[-1]}")
 
-    def run(self, probes: Probes, *, out: str | Path | None = None, limit: int | None = None, score: bool = True,
-            mia: tuple[str, str] | None = None, relearn_pairs: dict[str, str] | None = None) -> EvalResult:
-        """Answer and score every probe with every model; aggregate; write `out`/results.json when given.
-        limit: the first N probes of each file. mia: (member split, non-member split) for MIA AUC (default: forget
-        vs holdout when both are present). relearn_pairs: {relearned: unlearned} (default: read from the runs)."""
+    def run(self, probes: Probes, *, out: str | Path | None = None, overwrite: bool = False, report: bool = False,
+            limit: int | None = None, score: bool = True, mia: tuple[str, str] | None = None,
+            relearn_pairs: dict[str, str] | None = None) -> EvalResult:
+        """Answer and score every probe with every model; aggregate; when `out` is given, write the folder `out`
+        (results.json, and report.html with `report`) as one transaction (`files.new_folder`: locked, complete or
+        absent; an existing results folder is replaced only with `overwrite`). limit: the first N probes of each
+        file. mia: (member split, non-member split) for MIA AUC (default: forget vs holdout when both are present).
+        relearn_pairs: {relearned: unlearned} (default: read from the runs)."""
         t0 = time.perf_counter()
+        if limit is not None:
+            check_int("limit", limit, minimum=1)
         splits = read_probes(probes, limit=limit, text_only=self.options.text_only)
         self._check(splits)
-        gens = self.generate(splits)
-        scores = self.score(splits) if score else {}
-        rows = [probe_row(name, split, it, gens[name, split, it.id], gens.get((name, split, f"{it.id}#mc")),
-                          scores.get((name, split, it.id), ProbeScores()), mc_style=self.options.mc_style)
-                for name in self.models for split, (items, _) in splits.items() for it in items]
-        meta = self._meta(splits, mia, relearn_pairs, t0)
-        result = EvalResult(rows=rows, meta=meta, tables=views.all_views(rows, meta))
-        if out is not None:
-            write_results(result, out)
+        with (new_folder(out, replace=overwrite, marker=RESULTS, flag="--overwrite") if out is not None
+              else contextlib.nullcontext()) as folder:
+            gens = self.generate(splits)
+            scores = self.score(splits) if score else {}
+            rows = [probe_row(name, split, it, gens[name, split, it.id], gens.get((name, split, f"{it.id}#mc")),
+                              scores.get((name, split, it.id), ProbeScores()), mc_style=self.options.mc_style)
+                    for name in self.models for split, (items, _) in splits.items() for it in items]
+            meta = self._meta(splits, mia, relearn_pairs, t0)
+            result = EvalResult(rows=rows, meta=meta, tables=views.all_views(rows, meta))
+            if folder is not None:
+                write_results(result, folder)
+                result.path = Path(out) / RESULTS
+                if report:
+                    write_text(folder / REPORT, render_report(result))
         return result
 
     def _meta(self, splits: Splits, mia: tuple[str, str] | None, relearn_pairs: dict[str, str] | None,

@@ -1,11 +1,13 @@
 """What an evaluation can be asked to do: the options of `Evaluator` (and of `obliviate eval`, flag for flag), in
-one frozen dataclass whose field defaults are the defaults. No torch at import: the command line reads it to build
-its options."""
+one frozen dataclass whose field defaults are the defaults, checked when one is made. No torch at import: the
+command line reads it to build its options."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from obliviate.files import check_int
 
 if TYPE_CHECKING:
     import torch
@@ -59,7 +61,10 @@ class EvalOptions:
     text_only: bool = False
 
     def __post_init__(self):
+        """Constructing one checks it (backend and device are checked where they are resolved:
+        `backend.choose_backend`, `files.default_device`)."""
         if self.mc_style not in MC_STYLES:
             raise ValueError(f"unknown multiple-choice style {self.mc_style!r} (styles: {', '.join(MC_STYLES)})")
-        if self.max_new_tokens is not None and self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.max_new_tokens is not None:
+            check_int("max_new_tokens", self.max_new_tokens, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)

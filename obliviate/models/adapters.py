@@ -9,15 +9,19 @@ adapters merged beneath it, in order. Anything that evaluates B therefore knows 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from obliviate.files import adapter_dir
+from obliviate.files import adapter_dir, write_text
+from obliviate.models.folders import check_adapter_folder, safetensors_header
 from obliviate.models.options import LoraOptions
 
 STACK_FILE = "obliviate_adapter.json"
+
+
 @dataclass(frozen=True)
 class AdapterStack:
     """A base model directory and the adapters merged into it, bottom first."""
@@ -37,10 +41,9 @@ def read_stack(model_path: str | Path, adapter: str | Path | None) -> AdapterSta
     adapter = Path(adapter)
     if not (adapter / "adapter_config.json").is_file():
         raise ValueError(f"{adapter}: not a peft adapter folder (no adapter_config.json)")
-    meta_path = adapter / STACK_FILE
+    meta = check_adapter_folder(adapter)
     parents: tuple[str, ...] = ()
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+    if meta is not None:
         if Path(meta["base"]).resolve() != Path(base):
             raise ValueError(f"{adapter}: adapter was trained on {meta['base']}, not on {base}")
         parents = tuple(meta["parents"])
@@ -50,7 +53,7 @@ def read_stack(model_path: str | Path, adapter: str | Path | None) -> AdapterSta
 def write_stack(adapter_dir: str | Path, stack: AdapterStack) -> None:
     """Record under `adapter_dir` which base and parent adapters it was trained on."""
     meta = {"base": stack.base, "parents": list(stack.parents)}
-    (Path(adapter_dir) / STACK_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    write_text(Path(adapter_dir) / STACK_FILE, json.dumps(meta, indent=2) + "\n")
 
 
 def check_placed(peft_model, adapter_dir: str | Path, adapter_name: str = "default") -> None:
@@ -73,6 +76,24 @@ def check_placed(peft_model, adapter_dir: str | Path, adapter_name: str = "defau
                          f"have no place in {type(peft_model.get_base_model()).__name__} (e.g. {sorted(lost)[0]})")
 
 
+def check_fits(meta: torch.nn.Module, adapter: str | Path) -> None:
+    """Raise, naming the adapter, when one of its LoRA matrices does not fit the module it targets in `meta` (the
+    base model on the meta device, `load.meta_model`): another model's adapter, found from the files alone."""
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not weights.is_file():
+        return
+    shapes = {name: list(m.weight.shape) for name, m in meta.named_modules() if isinstance(m, torch.nn.Linear)}
+    for name, tensor in safetensors_header(weights).items():
+        found = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])\.weight", name)
+        if found is None:
+            continue
+        module = shapes.get(found[1])
+        side = 1 if found[2] == "A" else 0  # A: (r, in), B: (out, r); the module's weight is (out, in)
+        if module is None or tensor["shape"][side] != module[side]:
+            raise ValueError(f"{adapter}: adapter does not match the model: {name} is {tensor['shape']}, the "
+                             f"module's weight is {module or 'missing'}")
+
+
 def merge_parents(model: torch.nn.Module, parents: tuple[str, ...]) -> torch.nn.Module:
     """Merge each parent adapter into `model`'s weights, bottom first; returns the plain (non-peft) model."""
     from peft import PeftModel
@@ -81,7 +102,9 @@ def merge_parents(model: torch.nn.Module, parents: tuple[str, ...]) -> torch.nn.
         try:
             wrapped = PeftModel.from_pretrained(model, parent, is_trainable=False)
         except (KeyError, RuntimeError, ValueError) as err:
-            raise ValueError(f"{parent}: adapter does not match the model: {err}") from err
+            lines = str(err).strip().splitlines() or [type(err).__name__]
+            first = next((x.strip() for x in lines if "mismatch" in x), lines[0])  # peft: the first size mismatch
+            raise ValueError(f"{parent}: adapter does not match the model: {first}") from err
         check_placed(wrapped, parent)
         model = wrapped.merge_and_unload()
     return model

@@ -93,7 +93,11 @@ def _image(item, root, processor: VisionProcessor | None, images: bool | None):
     path = Path(root) / item.image if root is not None else Path(item.image)
     if not path.is_file():
         raise FileNotFoundError(f"record {item.id}: image {path} not found")
-    return processor([load_image(path)])
+    try:
+        image = load_image(path)
+    except ValueError as err:
+        raise ValueError(f"record {item.id}: {err}") from None
+    return processor([image])
 
 
 def _encode(item, tokenizer, *, root, processor, images, answer: str | None, value: str | None, span: str) -> Example:
@@ -254,3 +258,16 @@ def encode_documents(texts: Sequence[str], tokenizer, *, block_size: int = 256) 
         out.append(Example(id=f"block{b}", input_ids=ids, targets=targets, loss_mask=targets != IGNORE,
                            value_mask=torch.zeros(len(ids), dtype=torch.bool)))
     return out
+
+
+def check_lengths(examples: Sequence[Example], limit: int | None, *, source: str, extra: int = 0) -> None:
+    """Refuse, naming the record, an example that needs more than the model's `limit` positions (with `extra`
+    tokens to come, e.g. max_new_tokens). obliviate never truncates: the cut would fall on the answer, the very
+    tokens a loss acts on and a probe checks."""
+    if limit is None:
+        return
+    for ex in examples:
+        if len(ex.input_ids) + extra > limit:
+            more = f" + {extra} new tokens" if extra else ""
+            raise ValueError(f"{source}: record {ex.id} takes {len(ex.input_ids)} tokens{more}, more than the {limit} "
+                             "positions of the model (max_position_embeddings); shorten or drop it")

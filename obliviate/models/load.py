@@ -4,7 +4,6 @@ vision-language models, the torchvision-free image processor: local files only, 
 from __future__ import annotations
 
 import importlib.util
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer, PreTrainedTokenizerFast
 
 from obliviate.models.encode import plain_template
+from obliviate.models.folders import check_model_folder, safetensors_header
 from obliviate.models.vision import VisionProcessor
 
 
@@ -46,7 +46,41 @@ def _check_dir(path: Path) -> dict:
         raise FileNotFoundError(f"{path}: no *.safetensors weights{hint}")
     if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "vocab.json")):
         raise FileNotFoundError(f"{path}: no tokenizer (tokenizer.json, tokenizer.model or vocab.json)")
-    return json.loads((path / "config.json").read_text())
+    return check_model_folder(path)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _check_shapes(path: Path, meta: torch.nn.Module) -> None:
+    """Raise, naming the file and the tensor, when a weight's shape differs from the one config.json gives it
+    (transformers would print a table and raise a message that names neither)."""
+    expected = {k: list(v.shape) for k, v in meta.state_dict().items()}
+    for weights in sorted(path.glob("*.safetensors")):
+        for name, tensor in safetensors_header(weights).items():
+            if name in expected and list(tensor["shape"]) != expected[name]:
+                raise ValueError(f"{weights}: {name} is {tensor['shape']} but config.json makes it {expected[name]}: "
+                                 "the config does not match the weights")
+
+
+def meta_model(path) -> torch.nn.Module:
+    """The model a folder's config.json describes, built on the meta device: every shape, no memory, no weights."""
+    path = Path(path)
+    is_vis = _is_vision(path, check_model_folder(path))
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except Exception as err:  # transformers' config validators raise their own exception classes
+        raise ValueError(f"{path / 'config.json'}: {_first_line(err)}") from None
+    with torch.device("meta"):
+        return (AutoModelForImageTextToText if is_vis else AutoModelForCausalLM).from_config(config)
+
+
+def max_positions(path) -> int | None:
+    """The longest token sequence a model folder's config.json allows (max_position_embeddings, for a
+    vision-language model its text config's), or None when it states none."""
+    config = check_model_folder(path)
+    return config.get("max_position_embeddings") or config.get("text_config", {}).get("max_position_embeddings")
 
 
 # Vision-language families whose inputs vision.py builds (the Qwen2-VL patching and M-RoPE).
@@ -71,7 +105,10 @@ def load_processing(path) -> tuple[PreTrainedTokenizerFast, VisionProcessor | No
     is_vis = _is_vision(path, raw)
     if is_vis and not (path / "preprocessor_config.json").is_file():
         raise FileNotFoundError(f"{path}: vision-language model without preprocessor_config.json")
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    except Exception as err:  # the tokenizers library raises bare Exceptions, naming no file
+        raise ValueError(f"{path}: its tokenizer files cannot be loaded ({_first_line(err)})") from None
     if tok.pad_token is None:  # e.g. Llama 3: padding never reaches a loss (masks do), so eos serves
         tok.pad_token = tok.eos_token
     if tok.chat_template is None:  # a base model: the plain format, with the BOS its config names
@@ -88,10 +125,17 @@ def load_model(path, *, dtype: torch.dtype | str | None = None,
     path = Path(path)
     tok, processor, is_vis = load_processing(path)
     device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+    _check_shapes(path, meta_model(path))
     config = AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     cls = AutoModelForImageTextToText if is_vis else AutoModelForCausalLM
-    model = cls.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False,
-                                use_safetensors=True, dtype=dtype if dtype is not None else "auto",
-                                attn_implementation=attn_implementation(device))
+    try:
+        model, info = cls.from_pretrained(path, config=config, local_files_only=True, trust_remote_code=False,
+                                          use_safetensors=True, dtype=dtype if dtype is not None else "auto",
+                                          attn_implementation=attn_implementation(device), output_loading_info=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path}: config.json does not match the weights ({_first_line(err)})") from None
+    if info["missing_keys"]:
+        raise ValueError(f"{path}: the *.safetensors weights lack {len(info['missing_keys'])} tensors that config.json "
+                         f"describes (e.g. {sorted(info['missing_keys'])[0]})")
     model.to(device).eval()
     return LoadedModel(model=model, tokenizer=tok, processor=processor, is_vision=is_vis, path=path)

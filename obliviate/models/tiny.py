@@ -20,6 +20,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import (GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Qwen2_5_VLConfig,
                           Qwen2_5_VLForConditionalGeneration)
 
+from obliviate.files import check_new, new_folder
 from obliviate.models.options import PRESETS
 from obliviate.models.vision import save_image_processor
 
@@ -126,11 +127,12 @@ class BuiltModel:
 def build_tiny_model(out_dir, *, texts: Iterable[str] | None = None, tokenizer: PreTrainedTokenizerFast | None = None,
                      vision: bool = False, preset: str = "small", seed: int = 0,
                      vocab_size: int = 2048) -> BuiltModel:
-    """Write a randomly initialised tiny model as a Hugging Face directory: config.json, model.safetensors,
+    """Write a randomly initialised tiny model as a new Hugging Face directory: config.json, model.safetensors,
     tokenizer (tokenizer.json + chat template), generation_config.json and, for `vision`, preprocessor_config.json.
     Give `texts` (a tokenizer is trained on them) or a ready `tokenizer`. Weights depend only on (config, seed)."""
     if (texts is None) == (tokenizer is None):
         raise ValueError("build_tiny_model: give exactly one of texts= or tokenizer=")
+    check_new(out_dir)  # before the work; `new_folder` checks again under the lock
     tok = train_tokenizer(texts, vocab_size=vocab_size) if tokenizer is None else tokenizer
     config = tiny_config(preset, tokenizer=tok, vision=vision)
     cls = Qwen2_5_VLForConditionalGeneration if vision else Qwen2ForCausalLM
@@ -141,13 +143,13 @@ def build_tiny_model(out_dir, *, texts: Iterable[str] | None = None, tokenizer: 
         eos_token_id=[tok.convert_tokens_to_ids(EOS), tok.convert_tokens_to_ids(PAD)],
         pad_token_id=tok.pad_token_id, bos_token_id=None, do_sample=False)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
-    if vision:
-        save_image_processor(out, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS,
-                             merge_size=config.vision_config.spatial_merge_size,
-                             patch_size=config.vision_config.patch_size,
-                             temporal_patch_size=config.vision_config.temporal_patch_size)
+    with new_folder(out) as tmp:  # locked, refused when it exists and is not empty, renamed into place whole
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if vision:
+            save_image_processor(tmp, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS,
+                                 merge_size=config.vision_config.spatial_merge_size,
+                                 patch_size=config.vision_config.patch_size,
+                                 temporal_patch_size=config.vision_config.temporal_patch_size)
     return BuiltModel(path=out, n_params=sum(p.numel() for p in model.parameters()), vocab_size=len(tok),
                       architecture=cls.__name__)

@@ -27,6 +27,8 @@ import torch
 from PIL import Image
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from obliviate.files import MAX_IMAGE_PIXELS
+
 IMAGE_PAD = "<|image_pad|>"
 
 
@@ -68,9 +70,15 @@ def save_image_processor(out_dir, *, min_pixels: int, max_pixels: int, patch_siz
 
 
 def load_image(path) -> Image.Image:
-    """Open an image file as RGB, fully read (the file is closed on return)."""
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """Open an image file as RGB, fully read (the file is closed on return); a ValueError naming the file when it
+    is no picture, is damaged, or exceeds `files.MAX_IMAGE_PIXELS` (checked before decoding)."""
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"{im.width}x{im.height} pixels, over the limit of {MAX_IMAGE_PIXELS:,}")
+            return im.convert("RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"image {path}: cannot be used ({err})") from None
 
 
 def expand_image_tokens(text: str, grids: torch.Tensor, *, merge_size: int) -> str:

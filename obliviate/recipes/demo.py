@@ -24,6 +24,7 @@ from obliviate.data.world import build_world
 from obliviate.eval.evaluate import Evaluator
 from obliviate.eval.options import EvalOptions
 from obliviate.eval.report import write_report
+from obliviate.files import write_text
 from obliviate.models.tiny import build_tiny_model, tokenizer_corpus
 from obliviate.recipes import demo_tables
 from obliviate.recipes.sizes import SIZES, DemoSize
@@ -248,11 +249,11 @@ def write_outputs(setup: Setup, text_result, runs, vl_result, vl_runs, pairs, lo
                           off_md, bb_md])
     report = write_report([text_result, vl_result], out / "report.html", title=f"obliviate demo ({setup.size_name})")
     log.done.append(("total", round(seconds, 1)))
-    (out / "tables.md").write_text(tables + "\n")
+    write_text(out / "tables.md", tables + "\n")
     numbers = {"misinformation": mis_numbers, "offside": {f"{m}|{mod}": v for (m, mod), v in off_numbers.items()},
                "bounce_back": {f"{m}|{mod}": v for (m, mod), v in bb_numbers.items()}, "stages": log.done,
                "size": asdict(setup.size), "fake_language": L, "seed": seed}
-    (out / "demo.json").write_text(json.dumps(numbers, indent=1, default=str) + "\n")
+    write_text(out / "demo.json", json.dumps(numbers, indent=1, default=str) + "\n")
     echo("\n" + tables + "\n")
     echo(f"report: {report}   tables: {out / 'tables.md'}   total {seconds:.0f}s")
     return DemoResult(out=out, tables=tables, numbers=numbers, stages=log.done, report=report)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from obliviate.files import write_text
+from obliviate.files import appending, write_text
 from obliviate.train.checkpoint import (latest_checkpoint, load_checkpoint, load_trainable_tensors, save_checkpoint,
                                        trainable_tensors)
 from obliviate.train.options import MethodOptions, TrainOptions
@@ -26,7 +25,8 @@ from obliviate.train.stream import Streams, next_batch
 
 
 class Diverged(RuntimeError):
-    """The loss became NaN/inf or ran away; the last good checkpoint is kept."""
+    """The loss, the gradient or the weights became NaN/inf, or the loss ran away; the last good checkpoint (if
+    any) is kept and no output is written."""
 
 
 def make_optimizer(params, options: TrainOptions):
@@ -58,7 +58,7 @@ def train(model, streams: Streams, method: str, method_options: MethodOptions, o
     model.train()
     bar = tqdm(range(start, options.steps), desc=desc, initial=start, total=options.steps, disable=not progress,
                dynamic_ncols=True)
-    with open(run_dir / "metrics.jsonl", "a") as log:
+    with appending(run_dir / "metrics.jsonl") as log:
         for step in bar:
             t0 = time.perf_counter()
             totals: dict[str, torch.Tensor] = {}
@@ -69,7 +69,7 @@ def train(model, streams: Streams, method: str, method_options: MethodOptions, o
                 accumulate(totals, stats, options.grad_accum)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, options.clip)
             logged = read_stats(totals, grad_norm)  # the step's one device -> host sync
-            check_step(logged, floor, step, run_dir)
+            check_step(logged, floor, step)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -79,7 +79,9 @@ def train(model, streams: Streams, method: str, method_options: MethodOptions, o
             log.flush()
             bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             if options.save_every and (step + 1) % options.save_every == 0 and step + 1 < options.steps:
+                check_weights(params, step + 1)
                 save_checkpoint(run_dir, step + 1, trainable_tensors(model, full=full), optimizer, scheduler)
+    check_weights(params, options.steps)
     model.eval()
     return history
 
@@ -95,7 +97,7 @@ def resume_state(model, optimizer, scheduler, run_dir: Path, *, full: bool, resu
         load_trainable_tensors(model, tensors, full=full)
         if metrics_path.exists():  # drop lines logged after the checkpoint
             history = [json.loads(line) for line in metrics_path.read_text().splitlines()][:start]
-    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    write_text(metrics_path, "".join(json.dumps(h) + "\n" for h in history))
     return start, history
 
 
@@ -113,17 +115,23 @@ def read_stats(totals: dict, grad_norm: torch.Tensor) -> dict[str, float]:
     return dict(zip(names, values))
 
 
-def check_step(logged: dict[str, float], floor: float, step: int, run_dir: Path) -> None:
+def check_step(logged: dict[str, float], floor: float, step: int) -> None:
     """Raise `Diverged` before the optimizer steps on a NaN/inf loss, a collapsing forget log-prob, or a NaN/inf
-    gradient norm."""
+    gradient norm (steps count from 1)."""
     if not math.isfinite(logged["loss"]):
-        raise Diverged(f"step {step}: loss is {logged['loss']}; last good checkpoint kept in {run_dir}")
+        raise Diverged(f"diverged at step {step + 1}: loss is {logged['loss']}")
     if logged.get("forget_logp", 0.0) < floor:
-        raise Diverged(f"step {step}: forget log-prob {logged['forget_logp']:.1f} fell below {floor:.1f} "
-                       f"(= -divergence·ln V): the model is collapsing, not forgetting; lower --lr or --steps. "
-                       f"Last good checkpoint kept in {run_dir}")
+        raise Diverged(f"diverged at step {step + 1}: forget log-prob {logged['forget_logp']:.1f} fell below {floor:.1f} "
+                       "(= -divergence·ln V): the model is collapsing, not forgetting; lower --lr or --steps")
     if not math.isfinite(logged["grad_norm"]):
-        raise Diverged(f"step {step}: gradient norm is {logged['grad_norm']}; last good checkpoint kept")
+        raise Diverged(f"diverged at step {step + 1}: gradient norm is {logged['grad_norm']}")
+
+
+def check_weights(params: list[torch.Tensor], step: int) -> None:
+    """Raise `Diverged` when a trainable tensor holds NaN/inf after `step` steps: checked before every save, since
+    a finite loss says nothing about the weights the step has just written (a NaN clip bound, an inf lr)."""
+    if not torch.stack([p.detach().isfinite().all() for p in params]).all():
+        raise Diverged(f"diverged by step {step}: the trainable weights hold NaN/inf values")
 
 
 def log_row(step: int, logged: dict[str, float], lr: float, seconds: float) -> dict:
@@ -132,13 +140,3 @@ def log_row(step: int, logged: dict[str, float], lr: float, seconds: float) -> d
            "grad_norm": round(logged["grad_norm"], 6), "lr": lr,
            "tokens_per_s": round(logged.get("tokens", 0) / seconds, 1), "seconds": round(seconds, 4)}
     return row
-
-
-def write_config(run_dir: Path, job: str, **config) -> None:
-    """config.json of a run: the job and every option, JSON-ready."""
-    def plain(v):
-        if hasattr(v, "__dataclass_fields__"):
-            return asdict(v)
-        return str(v) if isinstance(v, Path) else v
-    write_text(run_dir / "config.json", json.dumps({"job": job, **{k: plain(v) for k, v in config.items()}},
-                                                  indent=2, default=str) + "\n")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from obliviate.files import check_int, check_real
+
 METHODS = ("ga", "graddiff", "npo", "simnpo", "idkpo", "corrective")
 REFERENCE_METHODS = ("npo", "idkpo", "corrective")  # methods whose loss compares with reference log-probs
 PREFERENCE_METHODS = ("idkpo", "corrective")  # the DPO family: a chosen answer per forget item
@@ -23,6 +25,16 @@ class MethodOptions:
     delta: float = 0.0  # SimNPO margin
     retain_loss: str = "nll"  # "nll" | "kl"
     span: str = "answer"  # forget loss over the whole "answer" or only the fact's tokens ("value")
+
+    def __post_init__(self):
+        """Constructing one validates it (β = 0 would divide by zero, a NaN weight poison every step)."""
+        if self.beta is not None:
+            check_real("beta", self.beta, above=0)
+        check_real("alpha", self.alpha, at_least=0)
+        check_real("delta", self.delta)
+        if self.retain_loss not in ("nll", "kl") or self.span not in ("answer", "value"):
+            raise ValueError(f"span must be answer|value and retain_loss nll|kl, got {self.span!r}, "
+                             f"{self.retain_loss!r}")
 
     def beta_for(self, method: str) -> float:
         return self.beta if self.beta is not None else DEFAULT_BETA[method]
@@ -45,3 +57,14 @@ class TrainOptions:
     # A GA-type run diverges when the forget answers' mean per-token log-prob falls below −divergence·ln(V):
     # ln V is what a uniform guess gives, so 3× that means the model is no longer predicting, only collapsing.
     divergence: float = 3.0
+
+    def __post_init__(self):
+        """Constructing one validates it: a run must not start with settings that cannot train."""
+        for name, minimum in (("steps", 1), ("batch_size", 1), ("grad_accum", 1), ("warmup", 0), ("seed", -2**63),
+                              ("save_every", 0)):
+            check_int(name, getattr(self, name), minimum=minimum)
+        for name in ("lr", "clip", "divergence"):
+            check_real(name, getattr(self, name), above=0)
+        check_real("weight_decay", self.weight_decay, at_least=0)
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")

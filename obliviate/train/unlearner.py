@@ -9,15 +9,17 @@
     >>> [len(r.metrics) for r in (injected, forgot, attacked)]
     [2, 2, 2]
 
-(tests/train/test_unlearner.py runs this example.) Every job is written straight through: load the base model and
-merge the adapter stack beneath (see `models.adapters`), add a fresh LoRA adapter (or train every weight with
-`full=True`), compute reference log-probs once where the method needs them, run the loop (`loop.train`), and save
-a run folder: config.json, metrics.jsonl, adapter/ (peft format + obliviate_adapter.json) or model/ (a whole
-Hugging Face directory).
+(tests/train/test_unlearner.py runs this example.) Every job is written straight through: check its data (and
+lengths) and what `out` holds, load the base model and merge the adapter stack beneath (see `models.adapters`), add
+a fresh LoRA adapter (or train every weight with `full=True`), compute reference log-probs once where the method
+needs them, then claim the run folder (`run_folder.open_run`: locked, written as a transaction), run the loop
+(`loop.train`) and save into it: config.json, metrics.jsonl, adapter/ (peft format + obliviate_adapter.json) or
+model/ (a whole Hugging Face directory), done.json.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,15 +31,17 @@ import torch
 from obliviate.data.documents import Document, load_documents
 from obliviate.data.idk import idk_answer
 from obliviate.data.schema import Item, load_items
-from obliviate.files import adapter_dir, atomic_dir, default_device, default_dtype, fingerprint
+from obliviate.files import adapter_dir, atomic_dir, check_int, check_real, default_device, default_dtype, fingerprint
 from obliviate.models import adapters
-from obliviate.models.encode import collate, encode_documents, encode_items, is_plain
+from obliviate.models.encode import check_lengths, collate, encode_documents, encode_items, is_plain
+from obliviate.models.load import load_model, load_processing, max_positions
 from obliviate.models.logprobs import verify_once
-from obliviate.models.load import load_model, load_processing
 from obliviate.train import reference
-from obliviate.train.checkpoint import PREFIX
-from obliviate.train.loop import train, write_config
+from obliviate.train.checkpoint import latest_checkpoint
+from obliviate.train.loop import Diverged, train
 from obliviate.train.options import METHODS, REFERENCE_METHODS, MethodOptions, TrainOptions
+from obliviate.train.reference import examples_fingerprint
+from obliviate.train.run_folder import decide, open_run, plain_config
 from obliviate.train.stream import Stream, Streams
 
 Data = str | Path | Sequence[Item]
@@ -54,6 +58,7 @@ class RunResult:
     metrics: list[dict]
     seconds: float
     reference_cached: bool | None = None  # unlearn: whether the reference log-probs came from the cache
+    finished_before: bool = False  # resumed a run that had finished: nothing was trained
 
 
 def _items(data: Data, root: str | Path | None) -> tuple[list[Item], Path | None]:
@@ -73,6 +78,8 @@ class Unlearner:
         self.model_path = Path(model)
         self.stack = adapters.read_stack(model, adapter_dir(adapter) if adapter is not None else None)
         self.reference_path = Path(reference) if reference is not None else None
+        if self.reference_path is not None:
+            load_processing(self.reference_path)  # fail now on a reference that is no model folder
         self.lora = lora
         self.device = default_device(device)
         self.dtype = default_dtype(self.device, dtype)
@@ -81,54 +88,58 @@ class Unlearner:
         # Build once: tokenizer and image processor now (not the weights: every job loads its own copy, since
         # training changes it), and fail now on a model we cannot train.
         self.tokenizer, self.processor, self.is_vision = load_processing(self.stack.base)
+        self.max_positions = max_positions(self.stack.base)
 
     # -- the three jobs -----------------------------------------------------------------------------------------
+    # Each validates everything (options, data, lengths, the run folder's state, the model and its adapters)
+    # before `_run` claims the run folder (train/run_folder.py: locked, a transaction, resumable only as itself).
 
     def learn(self, data: Data | None = None, *, out: str | Path, documents: Docs | None = None,
               block_size: int = 256, full: bool = False, root: str | Path | None = None,
-              options: TrainOptions = TrainOptions(), text_only: bool = False, resume: bool = False) -> RunResult:
+              options: TrainOptions = TrainOptions(), text_only: bool = False, resume: bool = False,
+              force: bool = False) -> RunResult:
         """Supervised fine-tuning on `data` (question-answer items) and/or `documents` (plain text, packed into
         blocks of `block_size` tokens): how facts and fakes get in. A LoRA adapter, or every weight with `full`."""
         t0 = time.perf_counter()
         examples = []
         if data is not None:
-            examples += self._encode(*self._select(data, root, "learn data", text_only))
+            items, root = self._select(data, root, "learn data", text_only)
+            examples += self._encode(items, root, data)
         if documents is not None:
             examples += self._documents(documents, block_size)
         if not examples:
             raise ValueError("learn needs data (question-answer items) or documents")
-        run_dir = _run_folder(out, resume)
+        config = self._config("learn", options, data=_name(data), documents=_name(documents), block_size=block_size,
+                              hashes={"data": examples_fingerprint(examples)}, full=full, text_only=text_only)
+        if decide(out, config, resume=resume, force=force) == "finished":
+            return _finished(out, t0)
         model = self._policy(options.seed, full=full)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        streams = Streams(forget=self._stream(examples, options, 0))
         self._verify(model, examples)
-        write_config(run_dir, "learn", **self._config(options), data=_name(data), full=full, text_only=text_only,
-                     documents=_name(documents), block_size=block_size)
-        history = train(model, streams, "nll", MethodOptions(), options, run_dir, full=full, device=self.device,
-                        vocab_size=len(self.tokenizer), resume=resume, desc="learn", progress=self.progress)
-        return self._save(model, run_dir, history, t0, full=full)
+        streams = Streams(forget=self._stream(examples, options, 0))
+        return self._run(model, streams, "nll", MethodOptions(), options, out, config, resume=resume, force=force,
+                         full=full, desc="learn", t0=t0)
 
     def relearn(self, data: Data, *, out: str | Path, root: str | Path | None = None,
-                options: TrainOptions = TrainOptions(steps=20), text_only: bool = False,
-                resume: bool = False) -> RunResult:
+                options: TrainOptions = TrainOptions(steps=20), text_only: bool = False, resume: bool = False,
+                force: bool = False) -> RunResult:
         """The relearning attack: fine-tune the unlearned model (this stack) on `data` under a fixed budget."""
         t0 = time.perf_counter()
         items, root = self._select(data, root, "relearn data", text_only)
-        examples = self._encode(items, root)
-        run_dir = _run_folder(out, resume)
+        examples = self._encode(items, root, data)
+        config = self._config("relearn", options, data=_name(data),
+                              hashes={"data": examples_fingerprint(examples)}, text_only=text_only)
+        if decide(out, config, resume=resume, force=force) == "finished":
+            return _finished(out, t0)
         model = self._policy(options.seed)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        streams = Streams(forget=self._stream(examples, options, 0))
         self._verify(model, examples)
-        write_config(run_dir, "relearn", **self._config(options), data=_name(data), text_only=text_only)
-        history = train(model, streams, "nll", MethodOptions(), options, run_dir, full=False, device=self.device,
-                        vocab_size=len(self.tokenizer), resume=resume, desc="relearn", progress=self.progress)
-        return self._save(model, run_dir, history, t0)
+        streams = Streams(forget=self._stream(examples, options, 0))
+        return self._run(model, streams, "nll", MethodOptions(), options, out, config, resume=resume, force=force,
+                         desc="relearn", t0=t0)
 
     def unlearn(self, forget: Data, *, out: str | Path, method: str = "npo", retain: Data | None = None,
                 retain_ratio: float | None = None, root: str | Path | None = None,
                 method_options: MethodOptions = MethodOptions(), options: TrainOptions = TrainOptions(),
-                text_only: bool = False, resume: bool = False) -> RunResult:
+                text_only: bool = False, resume: bool = False, force: bool = False) -> RunResult:
         """Make the model forget `forget` with `method`, optionally holding `retain` in place.
 
         `retain_ratio` = retain examples per forget example in each batch (OFFSIDE's GD uses 3); default 1.
@@ -138,14 +149,19 @@ class Unlearner:
         _check_method(method, m, retain, retain_ratio)
         f_items, f_root = self._select(forget, root, "forget set", text_only)
         chosen_answers = self._preferred(f_items, method, forget)
-        forget_ex = self._encode(f_items, f_root)
-        chosen_ex = self._encode(f_items, f_root, answers=chosen_answers) if chosen_answers else None
+        forget_ex = self._encode(f_items, f_root, forget)
+        chosen_ex = self._encode(f_items, f_root, forget, answers=chosen_answers) if chosen_answers else None
         retain_ex = None
         if retain is not None:
-            retain_ex = self._encode(*self._select(retain, root, "retain set", text_only))
-        run_dir = _run_folder(out, resume)
+            retain_ex = self._encode(*self._select(retain, root, "retain set", text_only), retain)
+        config = self._config("unlearn", options, forget=_name(forget), retain=_name(retain), method=method,
+                              retain_ratio=retain_ratio, method_options=m, text_only=text_only,
+                              reference=str(self.reference_path.resolve()) if self.reference_path else None,
+                              hashes={"forget": examples_fingerprint(forget_ex),
+                                      "retain": examples_fingerprint(retain_ex) if retain_ex else None})
+        if decide(out, config, resume=resume, force=force) == "finished":
+            return _finished(out, t0)
         model = self._policy(options.seed)
-        run_dir.mkdir(parents=True, exist_ok=True)
         self._verify(model, forget_ex)
         refs = chosen_refs = cached = None
         if method in REFERENCE_METHODS:
@@ -157,13 +173,8 @@ class Unlearner:
             forget=self._stream(forget_ex, options, 1, refs=refs),
             chosen=self._stream(chosen_ex, options, 1, refs=chosen_refs) if chosen_ex is not None else None,
             retain=self._stream(retain_ex, options, 2, batch_size=retain_bs) if retain_ex is not None else None)
-        write_config(run_dir, "unlearn", **self._config(options), forget=_name(forget), retain=_name(retain),
-                     method=method, retain_ratio=retain_ratio, method_options=m, text_only=text_only,
-                     reference=str(self.reference_path) if self.reference_path else None)
-        history = train(model, streams, method, m, options, run_dir, full=False, device=self.device,
-                        vocab_size=len(self.tokenizer), kl_reference=kl_reference, resume=resume, desc="unlearn",
-                        progress=self.progress)
-        return self._save(model, run_dir, history, t0, reference_cached=cached)
+        return self._run(model, streams, method, m, options, out, config, resume=resume, force=force,
+                         kl_reference=kl_reference, desc="unlearn", t0=t0, reference_cached=cached)
 
     # -- plumbing, in the order the jobs call it ----------------------------------------------------------------
 
@@ -195,15 +206,22 @@ class Unlearner:
         return out
 
     def _documents(self, documents: Docs, block_size: int) -> list:
+        """Plain documents packed into blocks (`encode.encode_documents`); text models only."""
+        check_int("block_size", block_size, minimum=2)
         if self.is_vision:
             raise ValueError(f"{self.model_path}: plain documents train text models only")
         docs = load_documents(documents) if isinstance(documents, (str, Path)) else list(documents)
         if not docs:
             raise ValueError(f"{_name(documents)}: no documents")
-        return encode_documents([d.text for d in docs], self.tokenizer, block_size=block_size)
+        examples = encode_documents([d.text for d in docs], self.tokenizer, block_size=block_size)
+        check_lengths(examples, self.max_positions, source=_name(documents))
+        return examples
 
-    def _encode(self, items, root, answers=None):
-        return encode_items(items, self.tokenizer, root=root, processor=self.processor, answers=answers)
+    def _encode(self, items, root, source: Data, answers=None):
+        """Encode items; refuse (never truncate: the answer is what trains) one longer than the model takes."""
+        examples = encode_items(items, self.tokenizer, root=root, processor=self.processor, answers=answers)
+        check_lengths(examples, self.max_positions, source=_name(source) or "data")
+        return examples
 
     def _policy(self, seed: int, *, full: bool = False):
         """The model a job trains: base + the stack beneath merged, then a fresh LoRA adapter (its initialisation
@@ -253,29 +271,54 @@ class Unlearner:
         return Stream(examples, batch_size or o.batch_size, self.tokenizer.pad_token_id, seed=o.seed, number=number,
                       refs=refs)
 
-    def _config(self, options: TrainOptions) -> dict:
-        return dict(model=self.stack.base, parents=list(self.stack.parents), lora=self.lora, options=options,
-                    device=str(self.device), dtype=str(self.dtype),
-                    prompt_format="plain" if is_plain(self.tokenizer) else "chat")
+    def _config(self, job: str, options: TrainOptions, **extra) -> dict:
+        """config.json: the job, the model (its folders' fingerprint), the data's content hashes, every option."""
+        return plain_config(job, model=self.stack.base, parents=list(self.stack.parents),
+                            model_files=fingerprint(self.stack.base, *self.stack.parents), lora=self.lora,
+                            options=options, device=str(self.device), dtype=str(self.dtype),
+                            prompt_format="plain" if is_plain(self.tokenizer) else "chat", **extra)
 
-    def _save(self, model, run_dir: Path, history, t0: float, *, full: bool = False,
-              reference_cached: bool | None = None) -> RunResult:
-        """Write the run's output (adapter/ or model/) atomically, then drop its checkpoints."""
+    def _run(self, model, streams: Streams, method: str, method_options: MethodOptions, options: TrainOptions,
+             out, config: dict, *, resume: bool, force: bool, t0: float, desc: str, full: bool = False,
+             kl_reference=None, reference_cached: bool | None = None) -> RunResult:
+        """Claim the run folder, train, and save the output into it; a divergence says what it kept."""
+        with open_run(out, config, resume=resume, force=force, checkpoints=options.save_every > 0) as run:
+            if run.finished:  # finished by a concurrent run while this one loaded the model
+                return _finished(out, t0)
+            try:
+                history = train(model, streams, method, method_options, options, run.work, full=full,
+                                device=self.device, vocab_size=len(self.tokenizer), kl_reference=kl_reference,
+                                resume=run.resume, desc=desc, progress=self.progress)
+            except Diverged as err:
+                kept = latest_checkpoint(run.work)
+                raise Diverged(f"{run.path}: {err}; " + (f"last good checkpoint kept in {kept}" if kept else
+                                                         "nothing written (--save-every N keeps checkpoints)")) from None
+            self._save(model, run.work, full=full)
+        return RunResult(run.path, None if full else run.path / "adapter", run.path / "model" if full else None,
+                         history, time.perf_counter() - t0, reference_cached)
+
+    def _save(self, model, work: Path, *, full: bool = False) -> None:
+        """Write the run's output (adapter/ or model/) atomically into the run's folder."""
         if full:
-            with atomic_dir(run_dir / "model") as d:
+            with atomic_dir(work / "model") as d:
                 model.save_pretrained(d, safe_serialization=True)
                 self.tokenizer.save_pretrained(d)
                 for name in ("preprocessor_config.json", "generation_config.json"):
                     if (self.model_path / name).is_file() and not (d / name).is_file():
                         shutil.copy(self.model_path / name, d / name)
         else:
-            with atomic_dir(run_dir / "adapter") as d:
+            with atomic_dir(work / "adapter") as d:
                 model.save_pretrained(d, safe_serialization=True)
                 adapters.write_stack(d, self.stack)
-        for ckpt in run_dir.glob(f"{PREFIX}*"):  # the run is complete: its final output supersedes them
-            shutil.rmtree(ckpt)
-        return RunResult(run_dir, None if full else run_dir / "adapter", run_dir / "model" if full else None,
-                         history, time.perf_counter() - t0, reference_cached)
+
+
+def _finished(out, t0: float) -> RunResult:
+    """The result of a run that had finished before (resumed: nothing to do)."""
+    out = Path(out)
+    lines = (out / "metrics.jsonl").read_text().splitlines() if (out / "metrics.jsonl").is_file() else []
+    return RunResult(out, out / "adapter" if (out / "adapter").is_dir() else None,
+                     out / "model" if (out / "model").is_dir() else None, [json.loads(x) for x in lines],
+                     time.perf_counter() - t0, finished_before=True)
 
 
 def _check_method(method: str, m: MethodOptions, retain, retain_ratio) -> None:
@@ -283,17 +326,10 @@ def _check_method(method: str, m: MethodOptions, retain, retain_ratio) -> None:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if retain_ratio is not None and retain is None:
         raise ValueError("--retain-ratio needs a retain set (--retain)")
+    if retain_ratio is not None:
+        check_real("retain_ratio", retain_ratio, above=0)
     if (method == "graddiff" or m.retain_loss == "kl") and retain is None:
         raise ValueError(f"{'graddiff' if method == 'graddiff' else 'the KL retain term'} needs a retain set")
-    if m.span not in ("answer", "value") or m.retain_loss not in ("nll", "kl"):
-        raise ValueError(f"span must be answer|value and retain_loss nll|kl, got {m.span!r}, {m.retain_loss!r}")
-
-
-def _run_folder(out, resume: bool) -> Path:
-    run_dir = Path(out)
-    if run_dir.exists() and not resume and any(run_dir.iterdir()):
-        raise FileExistsError(f"{run_dir}: run folder exists and is not empty (use --resume or another --out)")
-    return run_dir
 
 
 def _name(data) -> str | None:

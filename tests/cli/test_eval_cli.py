@@ -95,3 +95,73 @@ def test_bench_eval_smoke(tmp_path):
     assert {r["metric"] for r in rows} == {"seconds", "probes_per_s", "tokens_per_s"}
     assert all(r["kernel"] == "eval" and r["provider"] == "hf" and r["median"] > 0 for r in rows)
     assert rows[0]["shape"] == "small:2x3:new2"
+
+
+# -- issue 10: options checked before anything exists, results folders never replaced unasked --------------------
+
+def eval_args(setup, out, *extra):
+    r = setup["root"]
+    return ("eval", "--model", setup["model"], "--adapter", f"lora={setup['adapter']}", "--probes",
+            r / "forget.jsonl", "--out", out, "--backend", "hf", "--device", "cpu", "--limit", 2,
+            "--max-new-tokens", 2, "--no-score", *extra)
+
+
+@pytest.mark.parametrize("extra,problem", [
+    (("--batch-size", 0), "Error: batch_size must be an integer >= 1, got 0"),
+    (("--max-new-tokens", 0), "Error: max_new_tokens must be an integer >= 1, got 0"),
+    (("--device", "tpu"), "Error: device 'tpu' is not a device (cpu, cuda, cuda:N, mps)"),
+])
+def test_bad_options_end_in_one_line_and_write_nothing(setup, tmp_path, extra, problem):
+    """Issue 10: `eval --batch-size 0` and `--device tpu` gave tracebacks."""
+    res = invoke(*eval_args(setup, tmp_path / "ev", *extra))
+    assert res.exit_code == 1 and res.output.strip().splitlines()[-1] == problem
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_results_folder_is_replaced_only_with_overwrite(setup, tmp_path):
+    """Issue 10: `eval` replaced an existing results.json without a word."""
+    assert invoke(*eval_args(setup, tmp_path / "ev", "--no-report")).exit_code == 0
+    first = (tmp_path / "ev" / "results.json").read_bytes()
+    res = invoke(*eval_args(setup, tmp_path / "ev"))
+    assert res.exit_code == 1 and "ev: already exists and is not empty (use --overwrite to replace it" in res.output
+    assert (tmp_path / "ev" / "results.json").read_bytes() == first
+    res = invoke(*eval_args(setup, tmp_path / "ev", "--overwrite"))
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["report.html", "results.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev"]  # no lock file, no temporary left
+
+
+def test_an_adapter_of_another_model_ends_in_one_line(setup, tmp_path):
+    """Issue 10: `eval --adapter` of another model gave a traceback (`unlearn` refused it cleanly)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other"  # a plain peft adapter (no stack file) made for a wider model
+    shutil.copytree(setup["adapter"], other)
+    (other / "obliviate_adapter.json").unlink(missing_ok=True)
+    tensors = load_file(other / "adapter_model.safetensors")
+    save_file({k: torch.zeros(v.shape[0], 2 * v.shape[1]) if "lora_A" in k else v for k, v in tensors.items()},
+              other / "adapter_model.safetensors")
+    res = invoke("eval", "--model", setup["model"], "--adapter", f"x={other}", "--probes",
+                 setup["root"] / "forget.jsonl", "--out", tmp_path / "ev", "--backend", "hf")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1].startswith(f"Error: {other}: adapter does not match the model: ")
+    labelled = tmp_path / "labelled"  # one whose stack file names another base
+    shutil.copytree(setup["adapter"], labelled)
+    (labelled / "obliviate_adapter.json").write_text(json.dumps({"base": str(tmp_path / "elsewhere"), "parents": []}))
+    res = invoke("eval", "--model", setup["model"], "--adapter", f"x={labelled}", "--probes",
+                 setup["root"] / "forget.jsonl", "--out", tmp_path / "ev", "--backend", "hf")
+    assert res.exit_code == 1 and res.output.strip().splitlines()[-1].startswith(
+        f"Error: {labelled}: adapter was trained on {tmp_path / 'elsewhere'}, not on")
+    assert not (tmp_path / "ev").exists()
+
+
+def test_a_probe_longer_than_the_model_is_refused(setup, tmp_path):
+    long = toy.text_items(players=[0])[0]
+    write_items(tmp_path / "long.jsonl", [type(long)(**{**long.to_dict(), "question": "Which club? " * 1500})])
+    res = invoke("eval", "--model", setup["model"], "--probes", tmp_path / "long.jsonl", "--out", tmp_path / "ev",
+                 "--backend", "hf", "--max-new-tokens", 8)
+    assert res.exit_code == 1 and "long: record p0.club.en takes" in res.output
+    assert "+ 8 new tokens, more than the 2048 positions" in res.output and not (tmp_path / "ev").exists()

@@ -1,10 +1,13 @@
 """The item schema (obliviate.data.schema): round trips, every loader error with its exact message, the writer."""
 import json
 import os
+import shutil
 
 import pytest
+from PIL import Image
 
-from obliviate.data.schema import KNOWN_LANGUAGES, LANGUAGES, DataError, Item, load_items, write_items
+from obliviate.data.schema import (KNOWN_LANGUAGES, LANGUAGES, MAX_FIELD_CHARS, DataError, Item, load_items,
+                                   write_items)
 
 FIELDS = ["id", "entity", "attribute", "kind", "language", "question", "answer", "value", "image", "truth",
           "paraphrases", "answer_paraphrases", "perturbed", "options"]
@@ -16,6 +19,28 @@ def rec(**over) -> dict:
          "value": "Aldmoor FC"}
     r.update(over)
     return {k: v for k, v in r.items() if v is not ...}
+
+
+def picture(path):
+    """A real 4x4 PNG at `path` (the loader opens every image)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_pictures(tmp_path_factory):
+    """Damaged and oversized pictures: empty, truncated, a text file, corrupt chunks, 56 Mpx (over obliviate's
+    limit, under PIL's bomb warning) and 182 Mpx (over PIL's DecompressionBombError threshold)."""
+    d = tmp_path_factory.mktemp("pictures")
+    good = picture(d / "good.png").read_bytes()
+    (d / "empty.png").write_bytes(b"")
+    (d / "trunc.png").write_bytes(good[: len(good) // 2])
+    (d / "text.png").write_bytes(b"not a picture\n")
+    (d / "corrupt.png").write_bytes(good[:16] + bytes(range(256)))
+    Image.new("1", (8000, 7000)).save(d / "big.png")
+    Image.new("1", (14000, 13000)).save(d / "bomb.png")
+    return d
 
 
 def write_lines(path, *lines):
@@ -46,7 +71,7 @@ def test_round_trip(tmp_path):
     assert Item.from_json(full.to_json()) == full and Item.from_dict(full.to_dict()) == full
     assert isinstance(full.perturbed, tuple) and hash(full) == hash(Item.from_json(full.to_json()))
     (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "p003_1.png").write_bytes(b"png")
+    picture(tmp_path / "images" / "p003_1.png")
     path = tmp_path / "d.jsonl"
     assert write_items(path, [full, minimal]) == 2
     first = path.read_bytes()
@@ -94,19 +119,41 @@ ERRORS = [  # (lines, line number of the error, problem)
      "image path '/etc/hostname' is absolute (it must be relative to the dataset folder)"),
     ([rec(image="link.png")], 1, "image path 'link.png' escapes the dataset folder"),  # symlink to ../outside.png
     ([rec(id="a"), rec(id="b"), rec(id="a")], 3, "duplicate id 'a' (first on line 1)"),
+    # pictures: every one is opened (issue 10)
+    ([rec(image="empty.png")], 1, "image 'empty.png' is not a readable picture (cannot identify image file)"),
+    ([rec(image="text.png")], 1, "image 'text.png' is not a readable picture (cannot identify image file)"),
+    ([rec(image="trunc.png")], 1, "image 'trunc.png' is not a readable picture ("),
+    ([rec(image="corrupt.png")], 1, "image 'corrupt.png' is not a readable picture ("),
+    ([rec(image="big.png")], 1, "image 'big.png' has 56,000,000 pixels, over the limit of 50,000,000"),
+    ([rec(image="bomb.png")], 1, "image 'bomb.png' has 182,000,000 pixels, over the limit of 50,000,000"),
+    # limits: no traceback, no memory (issue 10)
+    (['{"id": ' + "[" * 100_000 + "]" * 100_000 + "}"], 1, "JSON nested too deeply"),
+    (['{"id": 1' + "0" * 5000 + "}"], 1, "a number of 5,001 digits"),
+    ([rec(question="x" * (MAX_FIELD_CHARS + 1))], 1,
+     f"field 'question' holds {MAX_FIELD_CHARS + 1:,} characters, over the limit of {MAX_FIELD_CHARS:,}"),
+    ([rec(perturbed=["a", "y" * 200_000])], 1,
+     f"field 'perturbed' holds 200,000 characters, over the limit of {MAX_FIELD_CHARS:,}"),
+    (['{"id": "' + "z" * 4_000_001 + '"}'], 1, "a line of 4,000,011 characters, over the limit of 4,000,000"),
 ]
 
 
 @pytest.mark.parametrize("lines,line,problem", ERRORS, ids=[e[2][:40] for e in ERRORS])
-def test_loader_errors(tmp_path, lines, line, problem):
+def test_loader_errors(tmp_path, lines, line, problem, bad_pictures):
     data = tmp_path / "data"
     (data / "images").mkdir(parents=True)
-    (tmp_path / "outside.png").write_bytes(b"png")
+    picture(tmp_path / "outside.png")
     os.symlink("../outside.png", data / "link.png")
+    for f in bad_pictures.iterdir():
+        shutil.copy(f, data / f.name)
     path = write_lines(data / "set.jsonl", *lines)
     with pytest.raises(DataError) as e:
         load_items(path)
-    assert str(e.value) == f"{path}:{line}: {problem}"
+    message = str(e.value)
+    if problem.endswith("("):  # PIL's own words follow
+        assert message.startswith(f"{path}:{line}: {problem}") and message.endswith(")")
+    else:
+        assert message == f"{path}:{line}: {problem}"
+    assert "\n" not in message
 
 
 def test_file_level_errors(tmp_path):
@@ -127,7 +174,7 @@ def test_file_level_errors(tmp_path):
 
 def test_symlink_inside_folder_is_fine(tmp_path):
     (tmp_path / "images").mkdir()
-    (tmp_path / "images" / "a.png").write_bytes(b"png")
+    picture(tmp_path / "images" / "a.png")
     os.symlink("images/a.png", tmp_path / "b.png")
     path = write_lines(tmp_path / "d.jsonl", rec(image="b.png"), rec(id="2", image="./images/../images/a.png"),
                        rec(id="3", language="es"))

@@ -59,3 +59,28 @@ def test_merge_parents_equals_peft_merge(base, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, reference(ids).logits, atol=1e-5, rtol=0)
         assert not torch.allclose(merged(ids).logits, load_model(base, device="cpu").model(ids).logits, atol=1e-4)
+
+
+@pytest.mark.parametrize("edit,problem", [
+    (lambda a: (a / adapters.STACK_FILE).write_text("{}"), r"obliviate_adapter\.json: expected \{\"base\""),
+    (lambda a: (a / "adapter_config.json").write_text("garbage{"), r"adapter_config\.json: not valid JSON"),
+    (lambda a: (a / "adapter_model.safetensors").write_bytes((a / "adapter_model.safetensors").read_bytes()[:3000]),
+     r"adapter_model\.safetensors: (truncated or damaged|not a complete safetensors file)"),
+])
+def test_broken_adapter_files_are_named(base, tmp_path, edit, problem):
+    """Issue 10: `obliviate_adapter.json` = {} gave a KeyError traceback, a garbage adapter_config.json a message
+    without the file, a truncated adapter a SafetensorError traceback."""
+    save_random_adapter(base, tmp_path / "a", 0)
+    adapters.write_stack(tmp_path / "a", adapters.read_stack(base, None))
+    edit(tmp_path / "a")
+    with pytest.raises(ValueError, match=problem):
+        adapters.read_stack(base, tmp_path / "a")
+
+
+def test_an_adapter_of_another_shape_is_refused_in_one_line(base, tmp_path):
+    save_random_adapter(base, tmp_path / "a", 0)
+    config = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    (tmp_path / "a" / "adapter_config.json").write_text(json.dumps({**config, "r": 8}))  # weights have r = 4
+    with pytest.raises(ValueError, match=r"adapter does not match the model: size mismatch for .*lora_A") as e:
+        adapters.merge_parents(load_model(base, device="cpu").model, (str(tmp_path / "a"),))
+    assert "\n" not in str(e.value)

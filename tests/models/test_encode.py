@@ -162,3 +162,17 @@ def test_documents_are_packed_into_blocks_that_predict_every_next_token(tok):
         assert b.loss_mask.sum() == len(b.input_ids) - 1 and not b.value_mask.any()
     with pytest.raises(ValueError, match="block_size must be at least 2"):
         encode_documents(texts, tok, block_size=1)
+
+
+def test_lengths_over_the_model_are_refused_not_truncated(tok):
+    """Issue 10: a 100,000-token question asked for 10 GB; the rule is to refuse, naming the record."""
+    from obliviate.models.encode import check_lengths
+
+    examples = encode_items([item("short", "Who?", "Ana Silva."), item("long", "Who? " * 200, "Ana Silva.")], tok)
+    check_lengths(examples, None, source="d.jsonl")  # no limit stated: nothing to check
+    check_lengths(examples[:1], 64, source="d.jsonl")
+    with pytest.raises(ValueError, match=r"^d\.jsonl: record long takes \d+ tokens, more than the 64 positions"):
+        check_lengths(examples, 64, source="d.jsonl")
+    n = len(examples[0].input_ids)
+    with pytest.raises(ValueError, match=rf"record short takes {n} tokens \+ 5 new tokens, more than the {n + 4}"):
+        check_lengths(examples[:1], n + 4, source="d.jsonl", extra=5)

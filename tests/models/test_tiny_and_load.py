@@ -196,6 +196,34 @@ def test_load_model_errors(built, tmp_path):
     assert attn_implementation(torch.device("cpu")) == "sdpa"
 
 
+def broken_copy(src, dst, name, edit):
+    """A copy of model folder `src` whose file `name` is replaced by `edit(its bytes)`."""
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    (dst / name).write_bytes(edit((src / name).read_bytes()))
+    return dst
+
+
+@pytest.mark.parametrize("name,edit,problem", [
+    ("model.safetensors", lambda b: b[: len(b) // 2], r"model\.safetensors: truncated or damaged"),
+    ("model.safetensors", lambda b: b"", r"model\.safetensors: not a complete safetensors file \(0 bytes\)"),
+    ("config.json", lambda b: b"garbage{", r"config\.json: not valid JSON \(Expecting value at line 1 column 1\)"),
+    ("config.json", lambda b: b.replace(b'"hidden_size": 64', b'"hidden_size": 96'),
+     r"model\.safetensors: model\.embed_tokens\.weight is \[\d+, 64\] but config\.json makes it \[\d+, 96\]"),
+    ("tokenizer.json", lambda b: b"garbage{", r"tokenizer\.json: not valid JSON"),
+    ("tokenizer.json", lambda b: b'{"version": "1.0"}', r"its tokenizer files cannot be loaded"),
+    ("tokenizer_config.json", lambda b: b"[]", r"tokenizer_config\.json: expected a JSON object, got list"),
+])
+def test_broken_model_files_end_in_one_message_naming_the_file(built, tmp_path, name, edit, problem):
+    """Issue 10: each of these gave a traceback, or a message naming no file, or (config vs weights) a table."""
+    text, _ = built
+    broken = broken_copy(text.path, tmp_path / "m", name, edit)
+    with pytest.raises(ValueError, match=problem) as e:
+        load_model(broken, device="cpu")
+    assert str(broken) in str(e.value) and "\n" not in str(e.value)
+
+
 def test_cli_help():
     runner = CliRunner()
     res = runner.invoke(cli, ["model", "--help"])

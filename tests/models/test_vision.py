@@ -145,3 +145,20 @@ def test_images_off_and_generation_prompts(vl):
         encode_items([item(5, "Who?", "Bo.", "nope.png")], loaded.tokenizer, root=root, processor=loaded.processor)
     with pytest.raises(ValueError, match="images=True needs a vision-language processor"):
         encode_items([it], loaded.tokenizer, root=root, images=True)
+
+
+def test_a_damaged_or_oversized_picture_is_named(vl, tmp_path):
+    """Issue 10: a corrupt, truncated or oversized picture crashed training with a PIL traceback."""
+    from obliviate.models.vision import load_image
+
+    (tmp_path / "cut.png").write_bytes((vl[1] / "a.png").read_bytes()[:200])
+    Image.new("1", (8000, 7000)).save(tmp_path / "big.png")
+    (tmp_path / "text.png").write_text("not a picture")
+    for name, problem in (("cut.png", "cannot be used"), ("big.png", "56000000|8000x7000"), ("text.png", "cannot")):
+        with pytest.raises(ValueError, match=problem) as e:
+            load_image(tmp_path / name)
+        assert str(tmp_path / name) in str(e.value)
+    loaded, _ = vl
+    with pytest.raises(ValueError, match=r"record x0: image .*text\.png: cannot be used"):
+        encode_items([item(0, "Who is shown here?", "Ana.", image="text.png")], loaded.tokenizer, root=tmp_path,
+                     processor=loaded.processor)

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from obliviate.train.options import MethodOptions
+from obliviate.data.schema import Item
 from obliviate.train.loop import Diverged
-from obliviate.train.options import TrainOptions
+from obliviate.train.options import MethodOptions, TrainOptions
 from obliviate.train.unlearner import Unlearner
 
 from tests import toy
@@ -63,7 +63,7 @@ def test_corrective_needs_truth(toy_model, toy_data, tmp_path):
 
 def test_runaway_gradient_ascent_stops_and_keeps_the_checkpoint(toy_model, toy_data, tmp_path):
     options = TrainOptions(steps=200, lr=0.02, batch_size=8, save_every=2, divergence=1.0, schedule="constant")
-    with pytest.raises(Diverged, match=r"fell below .* the model is collapsing"):
+    with pytest.raises(Diverged, match=r"fell below .* the model is collapsing.*last good checkpoint kept in .*run/ckpt-"):
         Unlearner(toy_model, progress=False).unlearn(toy_data["forget"], method="ga", out=tmp_path / "run",
                                                      options=options, method_options=MethodOptions(span="value"))
     assert list((tmp_path / "run").glob("ckpt-*")), "the last good checkpoint must stay"
@@ -80,3 +80,73 @@ def test_foreign_adapter_without_stack_file_fails_before_the_run_folder(toy_mode
     with pytest.raises(ValueError, match="adapter does not match the model"):
         u.unlearn(toy_data["forget"], method="ga", out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# -- issue 10: run folders that validate before they exist, resume only themselves, never publish NaN ---------------
+
+def test_an_example_longer_than_the_model_is_refused_before_the_run_folder(toy_model, toy_data, tmp_path):
+    """Issue 10: a 100,000-token question asked for 10 GB and died. The rule: refuse, never truncate."""
+    long = toy.write(tmp_path, "long.jsonl", [Item(id="long", entity="p0", attribute="club", kind="shared",
+                                                   language="en", question="Which club? " * 3000, answer="Arsenal.")])
+    with pytest.raises(ValueError, match=r"long\.jsonl: record long takes \d+ tokens, more than the 2048 positions"):
+        Unlearner(toy_model, progress=False).learn(long, out=tmp_path / "run", options=TrainOptions(steps=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.jsonl"]
+
+
+def test_resume_of_a_finished_run_does_nothing_and_force_reruns_it(toy_model, toy_data, tmp_path):
+    """Issue 10: --resume on a finished run retrained it and replaced adapter, config and metrics."""
+    u = Unlearner(toy_model, progress=False)
+    first = u.learn(toy_data["forget"], out=tmp_path / "run", options=TrainOptions(steps=2, batch_size=4))
+    weights = first.adapter / "adapter_model.safetensors"
+    before = (weights.read_bytes(), weights.stat().st_mtime_ns, (tmp_path / "run" / "config.json").read_bytes())
+    again = u.learn(toy_data["forget"], out=tmp_path / "run", options=TrainOptions(steps=2, batch_size=4), resume=True)
+    assert again.finished_before and [m["step"] for m in again.metrics] == [1, 2]
+    assert (weights.read_bytes(), weights.stat().st_mtime_ns, (tmp_path / "run" / "config.json").read_bytes()) == before
+    with pytest.raises(FileExistsError, match="holds a finished run; use --force"):
+        u.learn(toy_data["forget"], out=tmp_path / "run", options=TrainOptions(steps=2, batch_size=4))
+    forced = u.learn(toy_data["forget"], out=tmp_path / "run", options=TrainOptions(steps=3, batch_size=4), force=True)
+    assert not forced.finished_before and len(forced.metrics) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_resume_refuses_other_data_or_options_then_continues_its_own(toy_model, toy_data, tmp_path, monkeypatch):
+    """Issue 10: resuming a killed run with another --data or --lr continued silently."""
+    from obliviate.train import loop
+
+    saved = loop.save_checkpoint
+
+    def save_then_crash(run_dir, step, *args, **kw):
+        saved(run_dir, step, *args, **kw)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+
+    options = TrainOptions(steps=3, batch_size=4, save_every=1)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
+    u = Unlearner(toy_model, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        u.learn(toy_data["forget"], out=tmp_path / "run", options=options)
+    monkeypatch.setattr(loop, "save_checkpoint", saved)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["ckpt-0000001", "config.json", "metrics.jsonl"]
+    with pytest.raises(ValueError, match=r"cannot resume this run .*options\.lr: 0\.0001 -> 0\.001"):
+        u.learn(toy_data["forget"], out=tmp_path / "run", options=TrainOptions(steps=3, batch_size=4, save_every=1,
+                                                                              lr=1e-3), resume=True)
+    with pytest.raises(ValueError, match=r"cannot resume this run .*hashes\.data"):
+        u.learn(toy_data["retain"], out=tmp_path / "run", options=options, resume=True)
+    with pytest.raises(FileExistsError, match="holds an unfinished run \\(continue it with --resume\\)"):
+        u.learn(toy_data["forget"], out=tmp_path / "run", options=options)
+    done = u.learn(toy_data["forget"], out=tmp_path / "run", options=options, resume=True)
+    assert [m["step"] for m in done.metrics] == [1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["adapter", "config.json", "done.json",
+                                                                    "metrics.jsonl"]
+
+
+def test_divergence_without_checkpoints_leaves_nothing(toy_model, toy_data, tmp_path):
+    options = TrainOptions(steps=50, lr=0.05, batch_size=8, divergence=0.5, schedule="constant")
+    with pytest.raises(Diverged, match=r"run: diverged at step \d+: forget log-prob .*; nothing written"):
+        Unlearner(toy_model, progress=False).unlearn(toy_data["forget"], method="ga", out=tmp_path / "run",
+                                                     options=options, method_options=MethodOptions(span="value"))
+    assert not (tmp_path / "run").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_reference_that_is_no_model_is_refused_at_once(toy_model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        Unlearner(toy_model, reference=tmp_path, progress=False)

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from obliviate.train import loop
-from obliviate.train.loop import Diverged, accumulate, check_step, make_optimizer, read_stats, train
-from obliviate.train.options import TrainOptions
-from obliviate.train.options import MethodOptions
+from obliviate.train.loop import Diverged, accumulate, check_step, check_weights, make_optimizer, read_stats, train
+from obliviate.train.options import MethodOptions, TrainOptions
 from obliviate.train.stream import Stream, Streams
 
 from tests.train.test_step import Toy
@@ -59,12 +58,45 @@ def test_statistics_are_averaged_over_micro_steps_and_read_once():
 
 
 def test_guards():
-    with pytest.raises(Diverged, match="loss is nan"):
-        check_step({"loss": math.nan, "grad_norm": 1.0}, -30.0, 4, "run")
+    with pytest.raises(Diverged, match="diverged at step 5: loss is nan"):
+        check_step({"loss": math.nan, "grad_norm": 1.0}, -30.0, 4)
     with pytest.raises(Diverged, match="forget log-prob -31.0 fell below -30.0"):
-        check_step({"loss": 1.0, "forget_logp": -31.0, "grad_norm": 1.0}, -30.0, 4, "run")
+        check_step({"loss": 1.0, "forget_logp": -31.0, "grad_norm": 1.0}, -30.0, 4)
     with pytest.raises(Diverged, match="gradient norm is inf"):
-        check_step({"loss": 1.0, "grad_norm": math.inf}, -30.0, 4, "run")
+        check_step({"loss": 1.0, "grad_norm": math.inf}, -30.0, 4)
+    check_weights([torch.ones(3), torch.zeros(2)], 4)
+    with pytest.raises(Diverged, match="diverged by step 4: the trainable weights hold NaN/inf"):
+        check_weights([torch.ones(3), torch.tensor([0.0, math.inf])], 4)
+
+
+def test_nan_weights_under_a_finite_loss_are_never_returned_nor_checkpointed(tmp_path):
+    """Issue 10: `--clip nan` trained to a finite loss and published an all-NaN adapter; the guard looked at the
+    loss before the step, not at the weights after it. A trainable tensor that no loss reaches holds NaN here:
+    loss and gradient norm stay finite, and the weights check stops the run before the first save."""
+    model = Toy()
+    model.spare = torch.nn.Parameter(torch.full((4,), math.nan))  # trainable, outside the loss
+    (tmp_path / "n").mkdir()
+    with pytest.raises(Diverged, match="diverged by step 2: the trainable weights hold NaN/inf"):
+        train(model, streams(), "nll", MethodOptions(), TrainOptions(steps=3, lr=0.1, batch_size=2, save_every=2),
+              tmp_path / "n", full=True, vocab_size=11, device="cpu", progress=False)
+    assert not list((tmp_path / "n").glob("ckpt-*"))
+    assert len((tmp_path / "n" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("bad,problem", [
+    (dict(steps=0), "steps must be an integer >= 1, got 0"), (dict(steps=-1), "steps must be an integer >= 1"),
+    (dict(lr=math.inf), "lr must be a finite number > 0, got inf"), (dict(lr=math.nan), "lr must be a finite"),
+    (dict(lr=-1.0), "lr must be a finite number > 0"), (dict(lr=0.0), "lr must be a finite number > 0"),
+    (dict(clip=math.nan), "clip must be a finite number > 0"), (dict(batch_size=0), "batch_size must be an int"),
+    (dict(grad_accum=0), "grad_accum must be an integer >= 1"), (dict(warmup=-1), "warmup must be an integer >= 0"),
+    (dict(save_every=-1), "save_every must be an integer"), (dict(weight_decay=math.nan), "weight_decay must be"),
+    (dict(schedule="linear"), "schedule must be 'cosine' or 'constant'"), (dict(steps=2.5), "steps must be an int"),
+])
+def test_options_are_checked_when_made(bad, problem):
+    """Issue 10: `--steps 0` wrote an untrained adapter, `--lr inf` a traceback, `--grad-accum 0` a KeyError."""
+    with pytest.raises(ValueError, match=problem.replace("(", r"\(")):
+        TrainOptions(**bad)
+    TrainOptions(seed=-1, warmup=50, steps=2)  # a negative seed and a warm-up past the end are fine
 
 
 def test_a_nan_loss_stops_before_the_optimizer_steps(tmp_path):

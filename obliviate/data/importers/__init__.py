@@ -11,13 +11,12 @@ Each module's docstring gives its source layout, where the facts about it came f
 A source file may be a JSON array or JSON Lines. Bad input stops the import with one `DataError` naming the
 source file and record ("src.json: record 7: missing 'Question'", or "src.jsonl:12: ..." for JSON Lines); the
 output is written only after every record converted, atomically (`schema.write_items`), and loads with
-`schema.load_items`. Images are copied beside the output, under images/, each atomically (`files.atomic_file`).
+`schema.load_items`. Images are copied beside the output, under images/, each atomically (`files.atomic_file`),
+only from inside the source's image folder and only when they open as pictures (`schema.check_picture`).
 """
 from __future__ import annotations
 
-import filecmp
 import inspect
-import shutil
 import sys
 from pathlib import Path
 from typing import Callable
@@ -27,7 +26,7 @@ from obliviate.data.importers.news import convert_news
 from obliviate.data.importers.offside import convert_offside, convert_offside_mc
 from obliviate.data.importers.tofu import convert_tofu
 from obliviate.data.schema import write_items
-from obliviate.files import atomic_file
+from obliviate.files import atomic_file, folder_lock, make_parents, remove_empty
 
 Converter = Callable[..., Imported]
 FORMATS: dict[str, Converter] = {
@@ -64,11 +63,13 @@ def convert(fmt: str, src: str | Path, *, track: Track = same, **options) -> Imp
     return converter(records, track=track, **options)
 
 
-def import_dataset(fmt: str, src: str | Path, out: str | Path, *, progress: bool | None = None,
+def import_dataset(fmt: str, src: str | Path, out: str | Path, *, progress: bool | None = None, force: bool = False,
                    **options) -> Imported:
     """Convert `src` (format `fmt`) and write the items to the JSONL file `out`, copying images to
     <out's folder>/images/. `progress`: show a progress bar on stderr (None = when stderr is a terminal and the
-    file has at least PROGRESS_MIN records). Returns what was imported (`.items`, `.files`)."""
+    file has at least PROGRESS_MIN records). A file already there with other content (`out` or an image) is
+    replaced only with `force`; on any failure the files this import created are removed again. Returns what was
+    imported (`.items`, `.files`)."""
     track = same
     if progress or progress is None and sys.stderr.isatty():
         def track(records):
@@ -78,14 +79,36 @@ def import_dataset(fmt: str, src: str | Path, out: str | Path, *, progress: bool
             from tqdm import tqdm
             return tqdm(records, desc=f"import {fmt}", unit="record", file=sys.stderr)
     imported = convert(fmt, src, track=track, **options)
-    folder = Path(out).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    for rel, source in imported.files.items():
-        dest = folder / rel
-        if dest.is_file() and filecmp.cmp(dest, source, shallow=False):
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb") as original, atomic_file(dest) as copy:
-            shutil.copyfileobj(original, copy)
-    write_items(out, imported.items)
+    out = Path(out)
+    made = make_parents(out)
+    created: list[Path] = []
+    try:
+        with folder_lock(out):
+            _refuse_other(out, "".join(it.to_json() + "\n" for it in imported.items).encode(), force)
+            for rel, source in imported.files.items():
+                dest, picture = out.parent / rel, source.read_bytes()
+                if _refuse_other(dest, picture, force):
+                    continue
+                made += make_parents(dest)
+                created += [] if dest.exists() else [dest]
+                with atomic_file(dest) as copy:
+                    copy.write(picture)
+            write_items(out, imported.items)
+    except BaseException:
+        for f in created:
+            f.unlink(missing_ok=True)
+        remove_empty(made)
+        raise
     return imported
+
+
+def _refuse_other(path: Path, content: bytes, force: bool) -> bool:
+    """Whether `path` already holds `content` (nothing to write); raises when it holds other content and not
+    `force`."""
+    if not path.exists():
+        return False
+    if path.is_file() and path.read_bytes() == content:
+        return True
+    if not force:
+        raise FileExistsError(f"{path}: already exists with other content (use --force to replace it)")
+    return False

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
-from obliviate.data.schema import DataError, Item, _json_type
+from obliviate.data.schema import DataError, Item, _json_type, json_loads
 
 T = TypeVar("T")
 Track = Callable[[Iterable[T]], Iterable[T]]  # wraps the main record loop, e.g. in a progress bar
@@ -79,9 +79,11 @@ def read_records(path: str | Path) -> list[Record]:
         raise DataError(f"{name}: empty file")
     if text.lstrip().startswith("["):
         try:
-            rows = json.loads(text)
+            rows = json_loads(text)
         except json.JSONDecodeError as e:
             raise DataError(f"{name}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
+        except DataError as e:
+            raise DataError(f"{name}: {e}") from None
         located = [(f"{name}: record {n}", row) for n, row in enumerate(rows, 1)]
     else:
         located = []
@@ -89,9 +91,11 @@ def read_records(path: str | Path) -> list[Record]:
             if not line.strip():
                 continue
             try:
-                located.append((f"{name}:{n}", json.loads(line)))
+                located.append((f"{name}:{n}", json_loads(line)))
             except json.JSONDecodeError as e:
                 raise DataError(f"{name}:{n}: invalid JSON ({e.msg} at column {e.colno})") from None
+            except DataError as e:
+                raise DataError(f"{name}:{n}: {e}") from None
     records = []
     for where, row in located:
         if not isinstance(row, dict):

@@ -36,6 +36,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from obliviate.data.importers.common import Imported, Record, Track, make_item, read_records, same, slug
+from obliviate.data.schema import DataError, check_picture
 
 SHARED, PRIVATE = "shared", "private"
 
@@ -245,9 +246,16 @@ def _copy_image(p: _Parsed, root: Path, out: Imported, planned: dict[str, str]) 
     if p.image in planned:
         return planned[p.image]
     raw = PurePosixPath(p.image.replace("\\", "/"))
-    found = next((c for c in (root / raw, root / raw.name) if c.is_file()), None)
+    inside = root.resolve()
+    found = next((c for c in (root / raw, root / raw.name) if c.is_file() and c.resolve().is_relative_to(inside)),
+                 None)  # only files inside the image root, symlinks resolved: a record cannot pull in /etc/...
     if found is None:
-        raise p.rec.fail(f"image {p.image!r} not found under {root}")
+        raise p.rec.fail(f"image {p.image!r} not found under {root}"
+                         + (" (paths leaving it are not followed)" if (root / raw).is_file() else ""))
+    try:
+        check_picture(found, p.image)
+    except DataError as err:
+        raise p.rec.fail(str(err)) from None
     rel = "images/" + (raw.name if raw.is_absolute() or ".." in raw.parts else raw.as_posix())
     other = out.files.setdefault(rel, found)
     if other.resolve() != found.resolve():

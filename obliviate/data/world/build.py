@@ -37,7 +37,7 @@ from obliviate.data.schema import LANGUAGES, Item, write_items
 from obliviate.data.world.images import augment, png_bytes, random_pose, render
 from obliviate.data.world.players import REFERENCE_DATE, Player, domains, make_players
 from obliviate.data.world.text import CLUBS, COUNTRIES, IMAGE_TEXT, TEXT, WORDS, extras
-from obliviate.files import atomic_dir, write_text
+from obliviate.files import new_folder, write_text
 
 FORMAT = "obliviate-world/1"
 SHARED = ("club", "position", "nationality", "birthplace", "birth_date", "age", "height", "foot")
@@ -177,13 +177,11 @@ def build_world(out_dir: str | Path, spec: WorldSpec = WorldSpec(), *, force: bo
     """Write the world `spec` describes into `out_dir` and return its summary (the content of world.json).
     `changes` are WorldSpec fields that replace the spec's: build_world("w", seed=1, players=12).
 
-    The tree is built in a temporary sibling folder and renamed into place (`files.atomic_dir`), so `out_dir` is
-    never half-written. An existing non-empty `out_dir` is an error unless `force` (then it is replaced)."""
+    The tree is built in a temporary sibling folder and renamed into place (`files.new_folder`: locked, never
+    half-written). An existing non-empty `out_dir` is an error unless `force`, and then only a world (world.json)
+    is replaced."""
     spec = replace(spec, **changes)
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise FileExistsError(f"{out}: already exists and is not empty (use --force / force=True to replace it)")
-    with atomic_dir(out) as tmp:
+    with new_folder(out_dir, replace=force, marker="world.json") as tmp:
         summary = _write(tmp, spec)
     return summary
 

@@ -71,3 +71,16 @@ def test_options_belong_to_their_format(tmp_path):
         convert("tofu", FIX / "tofu" / "world_facts_perturbed.json", image_root=tmp_path)
     with pytest.raises(ValueError, match=r"unknown format 'mllmu'"):
         convert("mllmu", FIX / "tofu" / "world_facts_perturbed.json")
+
+
+@pytest.mark.parametrize("name,text,problem", [
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "deep.json: JSON nested too deeply"),
+    ("deep.jsonl", "{}\n" + '{"q": ' + "[" * 100_000 + "]" * 100_000 + "}\n", "deep.jsonl:2: JSON nested too deeply"),
+    ("int.json", '[{"question": 1' + "0" * 5000 + "}]", "int.json: a number of 5,001 digits"),
+])
+def test_hostile_json_ends_in_one_message(tmp_path, name, text, problem):
+    """Issue 10: 100,000-deep nesting and a 5,000-digit integer gave RecursionError / ValueError tracebacks."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError) as e:
+        convert("tofu", tmp_path / name)
+    assert str(e.value) == f"{tmp_path}/{problem}"

@@ -122,3 +122,65 @@ def test_value_from_answer(attribute, answer, value):
 def test_clean_question():
     assert clean_question("<image>\nWho is this player: <image>") == "Who is this player"
     assert clean_question("<image>\nHow tall is the player shown here <image>?") == "How tall is the player shown here?"
+
+
+@pytest.fixture
+def source(tmp_path):
+    """An OFFSIDE source folder with one real picture, a text file named like one, a link leading out, and a
+    secret beside (outside) the folder."""
+    src = tmp_path / "src"
+    (src / "set").mkdir(parents=True)
+    (src / "set" / "101.png").write_bytes((FIX / "offside" / "finetune_set" / "101.png").read_bytes())
+    (src / "set" / "fake.png").write_text("not a picture")
+    (tmp_path / "secret.txt").write_text("secret")
+    (src / "set" / "link.png").symlink_to(tmp_path / "secret.txt")
+    return src
+
+
+def record(image):
+    return [{"messages": [{"role": "user", "content": "<image>\nWho is the player in the image?"},
+                          {"role": "assistant", "content": "The player in the image is Tomas Vell."}],
+             "images": image}]
+
+
+@pytest.mark.parametrize("image,problem", [
+    ("../../../../../../../../etc/hostname", "not found under {src} (paths leaving it are not followed)"),
+    ("/etc/hostname", "not found under {src} (paths leaving it are not followed)"),
+    ("../secret.txt", "not found under {src} (paths leaving it are not followed)"),
+    ("./set/link.png", "not found under {src} (paths leaving it are not followed)"),
+    ("./set/fake.png", "image './set/fake.png' is not a readable picture (cannot identify image file)"),
+])
+def test_import_copies_only_pictures_from_inside_the_source(source, tmp_path, image, problem):
+    """Issue 10: an OFFSIDE record with "images": "../../../etc/hostname" landed as out/images/hostname, and nothing
+    checked that a copied file is a picture: an untrusted dataset could pull any readable file into the output."""
+    import json
+
+    (source / "bad.json").write_text(json.dumps(record(image)))
+    with pytest.raises(DataError) as e:
+        import_dataset("offside", source / "bad.json", tmp_path / "out" / "o.jsonl")
+    where = problem if "not found" not in problem else f"image {image!r} " + problem
+    assert str(e.value) == f"{source / 'bad.json'}: record 1: " + where.replace("{src}", str(source))
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_refuses_other_content_and_undoes_a_failed_copy(source, tmp_path, monkeypatch):
+    import json
+
+    from obliviate.data import importers
+
+    (source / "good.json").write_text(json.dumps(record("./set/101.png")))
+    out = tmp_path / "out" / "o.jsonl"
+    importers.import_dataset("offside", source / "good.json", out)
+    importers.import_dataset("offside", source / "good.json", out)  # the same again: nothing changes
+    out.write_text(out.read_text() + "\n")
+    with pytest.raises(FileExistsError, match=r"o\.jsonl: already exists with other content \(use --force"):
+        importers.import_dataset("offside", source / "good.json", out)
+    importers.import_dataset("offside", source / "good.json", out, force=True)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(importers, "write_items", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        importers.import_dataset("offside", source / "good.json", tmp_path / "new" / "o.jsonl")
+    assert not (tmp_path / "new").exists()  # the picture it had copied is gone again, and the folders it made
