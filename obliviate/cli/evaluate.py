@@ -46,7 +46,7 @@ def _unique(pairs, what: str) -> dict[str, str]:
               "report.html.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=EvalOptions.backend, show_default=True,
               help="auto = vLLM when it imports and the model is text-only (vision-language: on CUDA), else hf.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=EvalOptions.max_new_tokens,
+@click.option("--max-new-tokens", type=int, default=EvalOptions.max_new_tokens,
               help="Generation length limit for every probe (default: per probe, twice its answer's tokens rounded "
                    "up to a multiple of 32, 32..256; multiple-choice prompts 32).")
 @click.option("--limit", type=int, default=None, help="Only the first N probes of each file.")

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from obliviate.data.schema import Item
+from obliviate.data.schema import Item, load_items
 from obliviate.train.loop import Diverged
 from obliviate.train.options import MethodOptions, TrainOptions
 from obliviate.train.unlearner import Unlearner
@@ -36,7 +36,9 @@ def test_a_base_model_without_chat_template_learns_in_the_plain_format(toy_model
     run = u.learn(toy_data["forget"], out=tmp_path / "run", options=TrainOptions(steps=6, lr=1e-2, batch_size=4))
     assert json.loads((run.run_dir / "config.json").read_text())["prompt_format"] == "plain"
     assert run.metrics[-1]["loss"] < run.metrics[0]["loss"]
-    text = u.tokenizer.decode(u._encode(u._select(toy_data["forget"], None, "data", False)[0][:1], None)[0].input_ids)
+    from obliviate.models.encode import encode_items
+
+    text = u.tokenizer.decode(encode_items(load_items(toy_data["forget"])[:1], u.tokenizer)[0].input_ids)
     assert text.startswith("Question: ") and "\nAnswer: " in text  # no BOS: the tiny model's config names none
 
 
