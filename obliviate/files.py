@@ -17,6 +17,10 @@ which names its holder); a second process gets `FolderBusy` with the holder's pi
 drops a dead process's lock, so a stale lock file is simply taken over. `new_folder(path)` = lock + `check_new` +
 `atomic_dir`.
 
+Locks between processes. `file_lock(path)` holds an exclusive `flock` on `path` (created, never deleted) while the
+block runs: another process (a sweep worker, a Ray task) waits, or with `blocking=False` gets `Locked`. The kernel
+drops the lock when its holder dies, so a killed process never leaves a stale lock behind.
+
 This module imports nothing of obliviate and no torch at import time: the data layer and `--help` stay light.
 """
 from __future__ import annotations
@@ -297,6 +301,26 @@ def new_folder(path: str | Path, *, replace: bool = False, marker: str | None = 
     except BaseException:
         remove_empty(made)
         raise
+
+
+class Locked(RuntimeError):
+    """Another process holds the lock."""
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path, *, blocking: bool = True) -> Iterator[Path]:
+    """Hold an exclusive lock on the file `path` (created if missing) for the block; see the module docstring."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise Locked(f"{path}: locked by another process") from None
+        yield path
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def fingerprint(*folders: str | Path | None) -> str:

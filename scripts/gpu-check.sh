@@ -4,6 +4,8 @@
 # the last did; logs and tidy benchmark rows go to $OUT (the device tool's folder) or ./gpu-check/.
 #   bash scripts/gpu-check.sh            # all stages (about 8 minutes on an H200)
 #   STAGES="tests kernels" bash scripts/gpu-check.sh
+# The sweep stage runs the 4-cell grid shipped in obliviate/recipes/grids/gpu-check.toml (world, tiny model,
+# pretraining, GA/NPO × 2 seeds, one evaluation) into /tmp/gpu-sweep; a second call skips its finished cells.
 # Carried wheels in .whl/ (e.g. liger-kernel for the Liger column) are installed to /tmp/site first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         && export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
-stages="${STAGES:-tests kernels step eval engine}"
+stages="${STAGES:-tests kernels step eval sweep engine}"
 py=python3
 
 stage() {  # stage NAME SECONDS COMMAND...: run with a time limit, log to $out/NAME.log, record its status
@@ -42,9 +44,11 @@ for s in $stages; do
         step)    stage step 100 $py -m obliviate.cli.main bench step --shape 7b --results "$results" ;;
         eval)    stage eval 110 $py -m obliviate.cli.main bench eval --size gpu --providers hf --repeats 1 --probes 500 \
                      --results "$results" ;;
-        sweep)   stage sweep 90 $py -m obliviate.cli.main sweep obliviate/recipes/grids/gpu-check.toml \
-                     --out /tmp/gpu-sweep --workers 1 ;;
-        engine)  stage engine 100 $py -m pytest -q -p no:cacheprovider -x tests/engine tests/cli ;;
+        sweep)   stage sweep 180 bash -c "$py -m obliviate.cli.main sweep obliviate/recipes/grids/gpu-check.toml \
+                     --out /tmp/gpu-sweep --workers 1 --no-progress \
+                     && cp /tmp/gpu-sweep/results.jsonl $out/sweep.jsonl \
+                     && $py -m obliviate.cli.main report /tmp/gpu-sweep --rows method --cols split" ;;
+        engine)  stage engine 100 $py -m pytest -q -p no:cacheprovider -x tests/train tests/cli ;;
         *) echo "unknown stage $s" ;;
     esac
 done

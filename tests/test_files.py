@@ -229,3 +229,26 @@ def test_option_checks():
             files.check_real("lr", value, above=0)
     with pytest.raises(ValueError, match=r"dropout must be a finite number >= 0 and < 1, got 1"):
         files.check_real("dropout", 1, at_least=0, below=1)
+
+
+def test_file_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from obliviate.files import Locked, file_lock
+
+    lock = tmp_path / "x.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom obliviate.files import file_lock\n"
+                               f"with file_lock({str(lock)!r}):\n    print('locked', flush=True)\n    time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(Locked, match="locked by another process"):
+            with file_lock(lock, blocking=False):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with file_lock(lock, blocking=False) as path:  # the kernel released the dead holder's lock
+        assert path == lock

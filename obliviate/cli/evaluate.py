@@ -116,13 +116,28 @@ def _echo_summary(result) -> None:
 @click.command("report")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", default=None, type=click.Path(dir_okay=False),
-              help="HTML file to write (default: report.html in the first run folder).")
+              help="HTML file to write (default: report.html in the first run folder); for a sweep folder, a "
+                   "markdown file for the pivot table (default: print it only).")
 @click.option("--title", default=None, help="Report title (default: obliviate evaluation).")
-def report(runs, out, title):
-    """Write one self-contained HTML report (tables and plots) over one or more evaluation folders."""
+@click.option("--rows", "row_by", default=None, help="Sweep folder: the column to pivot into rows (an axis, or "
+              "split, language, group, modality, kind, model, stage; default: the first axis).")
+@click.option("--cols", "col_by", default=None, help="Sweep folder: the column to pivot into columns (default: "
+              "group when there is misinformation, else split).")
+@click.option("--metric", default=None, help="Sweep folder: the metric (default: says_fake when there is "
+              "misinformation, else correct).")
+@click.option("--where", "where", multiple=True, metavar="COLUMN=VALUE", help="Sweep folder: keep only these "
+              "rows, repeatable (e.g. split=forget).")
+def report(runs, out, title, row_by, col_by, metric, where):
+    """Write one self-contained HTML report (tables and plots) over one or more evaluation folders; for a sweep
+    folder, print a table of one metric pivoted on two columns, mean ± sd over seeds."""
     from obliviate.eval.report import TITLE, write_report
 
     first = Path(runs[0])
+    if (first / "sweep.json").is_file():
+        _sweep_report(runs, out, row_by, col_by, metric, where)
+        return
+    if row_by or col_by or metric or where:
+        raise click.UsageError(f"{first}: --rows, --cols, --metric and --where apply to a sweep folder (sweep.json)")
     out = out or ((first if first.is_dir() else first.parent) / "report.html")
     try:
         path = write_report(list(runs), out, title=title or TITLE)
@@ -130,3 +145,28 @@ def report(runs, out, title):
         raise click.ClickException(str(err)) from err
     click.echo(f"wrote {path}")
 
+
+def _sweep_report(runs, out, row_by, col_by, metric, where) -> None:
+    from obliviate.files import write_text
+    from obliviate.sweep.results import load_table, pivot
+
+    if len(runs) > 1:
+        raise click.UsageError("give one sweep folder")
+    pairs = {}
+    for w in where:
+        if "=" not in w:
+            raise click.BadParameter(f"{w!r}: expected COLUMN=VALUE", param_hint="--where")
+        key, value = w.split("=", 1)
+        pairs[key] = value
+    try:
+        rows, axes = load_table(runs[0])
+        misinfo = any("says_fake" in r.means for r in rows)
+        table = pivot(rows, row_by=row_by or (axes[0] if axes else "model"),
+                      col_by=col_by or ("group" if misinfo else "split"),
+                      metric=metric or ("says_fake" if misinfo else "correct"), where=pairs)
+    except (ValueError, FileNotFoundError, AttributeError) as err:
+        raise click.ClickException(str(err)) from err
+    text = table.to_markdown()
+    click.echo(text)
+    if out:
+        click.echo(f"wrote {write_text(out, text + chr(10))}")

@@ -17,6 +17,7 @@ from obliviate.cli.demo import demo
 from obliviate.cli.evaluate import eval_cmd, report
 from obliviate.cli.importer import import_cmd
 from obliviate.cli.model import model
+from obliviate.cli.sweep import sweep
 from obliviate.cli.train import learn, relearn, unlearn
 from obliviate.cli.world import world
 
@@ -62,6 +63,7 @@ cli.add_command(import_cmd, name="import")
 cli.add_command(bench)
 cli.add_command(eval_cmd, name="eval")
 cli.add_command(report)
+cli.add_command(sweep)
 
 if __name__ == "__main__":
     cli()

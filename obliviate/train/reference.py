@@ -5,7 +5,9 @@ a run, so instead of running a deep-copied reference model every step (open-unle
 memory and one more forward per step), obliviate computes each example's reference log-probs once — with the new
 adapter disabled, or with a separate `--reference` model — and stores them under a key made of the model's files,
 the adapter stack and the token ids of the data. A rerun (another method, another seed, a resumed run) reads them
-back.
+back. Several processes (sweep workers, Ray tasks) share one cache: `cache_lock(key)` makes the first compute an
+entry while the others wait and then read it, and every entry is written atomically (a reader sees all of it or
+nothing, and two writers of one entry leave one complete file).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from obliviate.files import atomic_file, cache_root, fingerprint
+from obliviate.files import atomic_file, cache_root, file_lock, fingerprint
 from obliviate.models.encode import collate
 from obliviate.models.logprobs import IGNORE, token_logps
 
@@ -53,6 +55,12 @@ def compute_reference(model, examples, *, pad_id: int, batch_size: int = 16, dev
 def cache_key(model_folders: list, examples, dtype: torch.dtype) -> str:
     """The cache key of one reference pass: the reference's model/adapter folders, the examples, the dtype."""
     return "-".join([fingerprint(*model_folders), examples_fingerprint(examples), str(dtype).split(".")[-1]])
+
+
+def cache_lock(key: str, *, cache_dir: str | Path | None = None):
+    """A lock on one cache entry (`files.file_lock` on KEY.lock): hold it to look an entry up and, when missing,
+    compute and store it, so that processes needing the same entry compute it once."""
+    return file_lock(Path(cache_dir or default_cache_dir()) / f"{key}.lock")
 
 
 def load_cached(key: str, *, cache_dir: str | Path | None = None) -> list[torch.Tensor] | None:

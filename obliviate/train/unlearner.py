@@ -247,17 +247,18 @@ class Unlearner:
     def _reference(self, model, examples) -> tuple[list[torch.Tensor], bool]:
         """(reference log-probs of `examples`, whether they came from the disk cache); computed once otherwise."""
         key = reference.cache_key([self.stack.base, *self.stack.parents, self.reference_path], examples, self.dtype)
-        refs = reference.load_cached(key, cache_dir=self.cache_dir)
-        if refs is not None:
-            return refs, True
-        pad_id = self.tokenizer.pad_token_id
-        if self.reference_path is not None:
-            ref_model = load_model(self.reference_path, dtype=self.dtype, device=self.device).model
-            refs = reference.compute_reference(ref_model, examples, pad_id=pad_id, device=self.device)
-        else:
-            with model.disable_adapter():
-                refs = reference.compute_reference(model, examples, pad_id=pad_id, device=self.device)
-        reference.store_cached(key, refs, cache_dir=self.cache_dir)
+        with reference.cache_lock(key, cache_dir=self.cache_dir):  # another process computing it: wait, then read
+            refs = reference.load_cached(key, cache_dir=self.cache_dir)
+            if refs is not None:
+                return refs, True
+            pad_id = self.tokenizer.pad_token_id
+            if self.reference_path is not None:
+                ref_model = load_model(self.reference_path, dtype=self.dtype, device=self.device).model
+                refs = reference.compute_reference(ref_model, examples, pad_id=pad_id, device=self.device)
+            else:
+                with model.disable_adapter():
+                    refs = reference.compute_reference(model, examples, pad_id=pad_id, device=self.device)
+            reference.store_cached(key, refs, cache_dir=self.cache_dir)
         return refs, False
 
     def _kl_reference(self, model):
