@@ -10,14 +10,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "obliviate"
 ALLOWED = {
     "kernels": set(),
     "files": set(),
-    "data": {"files"},
-    "models": {"files", "kernels"},
-    "train": {"files", "kernels", "models", "data"},
-    "eval": {"files", "kernels", "models", "data"},
-    "recipes": {"files", "models", "data", "train", "eval"},
-    "sweep": {"files", "models", "data", "train", "eval", "recipes"},
-    "bench": {"files", "kernels", "models", "data", "train", "eval"},
-    "cli": {"files", "kernels", "models", "data", "train", "eval", "recipes", "sweep", "bench"},
+    "locks": {"files"},
+    "data": {"files", "locks"},
+    "models": {"files", "locks", "kernels"},
+    "train": {"files", "locks", "kernels", "models", "data"},
+    "eval": {"files", "locks", "kernels", "models", "data"},
+    "recipes": {"files", "locks", "models", "data", "train", "eval"},
+    "sweep": {"files", "locks", "models", "data", "train", "eval", "recipes"},
+    "bench": {"files", "locks", "kernels", "models", "data", "train", "eval"},
+    "cli": {"files", "locks", "kernels", "models", "data", "train", "eval", "recipes", "sweep", "bench"},
 }
 MAX_FILE_LINES = 400
 MAX_FUNCTION_LINES = 60

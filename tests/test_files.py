@@ -5,7 +5,7 @@ import os
 import pytest
 
 import obliviate
-from obliviate import files
+from obliviate import files, locks
 from obliviate.files import adapter_dir, atomic_dir, atomic_file, fingerprint, versions, write_text
 
 
@@ -152,7 +152,7 @@ def test_io_errors_name_the_target_not_the_temporary(tmp_path):
 
 
 def lock_holder(path, ready, release):
-    with files.folder_lock(path):
+    with locks.folder_lock(path):
         ready.set()
         release.wait(30)
 
@@ -166,13 +166,13 @@ def test_folder_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
     holder.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(files.FolderBusy, match=rf"run: in use by pid {holder.pid} on {files.HOST} since "):
-            with files.folder_lock(tmp_path / "run"):
+        with pytest.raises(locks.FolderBusy, match=rf"run: in use by pid {holder.pid} on {files.HOST} since "):
+            with locks.folder_lock(tmp_path / "run"):
                 pass
     finally:
         release.set()
         holder.join(30)
-    with files.folder_lock(tmp_path / "run"):  # released: free again, and the lock file goes with its holder
+    with locks.folder_lock(tmp_path / "run"):  # released: free again, and the lock file goes with its holder
         assert (tmp_path / ".run.lock").is_file()
     assert names(tmp_path) == []
 
@@ -180,28 +180,28 @@ def test_folder_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     (tmp_path / ".run.lock").write_text(f'{{"pid": {dead_pid()}, "host": "{files.HOST}", "started": "x", '
                                         '"command": "obliviate learn"}')
-    with files.folder_lock(tmp_path / "run"):  # no process holds the flock: the file's content is no claim
+    with locks.folder_lock(tmp_path / "run"):  # no process holds the flock: the file's content is no claim
         assert f'"pid": {os.getpid()}' in (tmp_path / ".run.lock").read_text()
 
 
 def test_new_folder_refuses_what_exists_and_replaces_only_its_own_kind(tmp_path):
     out = tmp_path / "a" / "b" / "ev"
     with pytest.raises(RuntimeError):
-        with files.new_folder(out) as d:
+        with locks.new_folder(out) as d:
             raise RuntimeError
     assert names(tmp_path) == []  # the folders made above it went again
-    with files.new_folder(out, marker="results.json") as d:
+    with locks.new_folder(out, marker="results.json") as d:
         (d / "results.json").write_text("1")
     with pytest.raises(FileExistsError, match="already exists and is not empty \\(use --overwrite"):
-        with files.new_folder(out, marker="results.json", flag="--overwrite"):
+        with locks.new_folder(out, marker="results.json", flag="--overwrite"):
             pass
-    with files.new_folder(out, replace=True, marker="results.json") as d:
+    with locks.new_folder(out, replace=True, marker="results.json") as d:
         (d / "results.json").write_text("2")
     assert (out / "results.json").read_text() == "2"
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "thesis.tex").write_text("keep")
     with pytest.raises(FileExistsError, match="holds no results.json; not replacing"):
-        with files.new_folder(tmp_path / "home", replace=True, marker="results.json"):
+        with locks.new_folder(tmp_path / "home", replace=True, marker="results.json"):
             pass
     assert (tmp_path / "home" / "thesis.tex").read_text() == "keep"
 
@@ -236,10 +236,10 @@ def test_file_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
     import subprocess
     import sys
 
-    from obliviate.files import Locked, file_lock
+    from obliviate.locks import Locked, file_lock
 
     lock = tmp_path / "x.lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom obliviate.files import file_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom obliviate.locks import file_lock\n"
                                f"with file_lock({str(lock)!r}):\n    print('locked', flush=True)\n    time.sleep(600)"],
                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
     try:

@@ -46,7 +46,8 @@ from obliviate.eval.report import render_report
 from obliviate.eval.results import RESULTS, EvalResult, write_results
 from obliviate.eval.rows import EvalMeta, ProbeScores, probe_row
 from obliviate.eval.scoring import score_items
-from obliviate.files import adapter_dir, check_int, default_device, fingerprint, new_folder, versions, write_text
+from obliviate.files import adapter_dir, check_int, default_device, fingerprint, versions, write_text
+from obliviate.locks import new_folder
 from obliviate.models.adapters import check_fits
 from obliviate.models.encode import check_lengths, collate, encode_items, prompt_ids
 from obliviate.models.load import load_processing, max_positions, meta_model

@@ -20,7 +20,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 from transformers import (GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM, Qwen2_5_VLConfig,
                           Qwen2_5_VLForConditionalGeneration)
 
-from obliviate.files import check_new, new_folder
+from obliviate.files import check_new
+from obliviate.locks import new_folder
 from obliviate.models.options import PRESETS
 from obliviate.models.vision import save_image_processor
 

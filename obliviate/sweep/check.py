@@ -13,9 +13,9 @@ from obliviate.sweep.grid import DATA_KEYS, PLACEHOLDER, WORLD, EvalSpec, Grid, 
 
 def option_fields() -> dict[str, dict[str, Any]]:
     """Defaults of the option records a stage sets: "train" (TrainOptions), "method" (MethodOptions), "lora"."""
-    from obliviate.models.adapters import LoraOptions
-    from obliviate.train.loop import TrainOptions
-    from obliviate.train.step import MethodOptions
+    from obliviate.models.options import LoraOptions
+    from obliviate.train.options import TrainOptions
+    from obliviate.train.options import MethodOptions
 
     return {name: {f.name: f.default for f in fields(cls)}
             for name, cls in (("train", TrainOptions), ("method", MethodOptions), ("lora", LoraOptions))}
@@ -75,9 +75,10 @@ def _check_eval_options(where: Where, entry: str, spec: EvalSpec) -> None:
     defaults = {f.name: f.default for f in fields(EvalOptions)}
     values = {**spec.options, "score": spec.score, "limit": spec.limit, "base_name": spec.base_name,
               "adapters": list(spec.adapters or [])}
-    expected = {**defaults, "score": True, "limit": 1, "base_name": "", "adapters": ()}
+    # max_new_tokens is None by default (a limit per probe) but an integer when given
+    expected = {**defaults, "max_new_tokens": 1, "score": True, "limit": 1, "base_name": "", "adapters": ()}
     for key, value in values.items():
-        # options without a fixed type (None by default: device, fake_language, reference, ...) take strings
+        # other options without a fixed type (None by default: device, fake_language, reference, ...) take strings
         problem = None if value is None else _type_error(value, "" if expected[key] is None else expected[key])
         if problem or (key == "limit" and value is not None and value < 1):
             raise where.error(entry, f"{key} = {value!r}: {problem or 'expected a positive integer'}")
@@ -158,7 +159,7 @@ def _type_error(value, default) -> str | None:
 
 def check_options(where: Where, entry: str, job: str, options: dict, lora: dict) -> None:
     """A cell's resolved options have the types of the records they fill; the job's data and method are set."""
-    from obliviate.train.step import METHODS
+    from obliviate.train.options import METHODS
 
     records = option_fields()
     defaults = {**records["train"], **records["method"], "full": False, "text_only": False, "retain_ratio": None}

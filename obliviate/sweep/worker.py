@@ -16,7 +16,8 @@ import time
 import traceback
 from pathlib import Path
 
-from obliviate.files import Locked, atomic_dir, file_lock, write_text
+from obliviate.files import atomic_dir, write_text
+from obliviate.locks import Locked, file_lock
 from obliviate.sweep.cells import Cell, cell_file, read_cell, read_json, resolve
 from obliviate.sweep.select import materialize
 
@@ -39,9 +40,9 @@ def run_model(out: Path, cell: Cell) -> None:
 
 
 def run_train(out: Path, cell: Cell) -> None:
-    from obliviate.models.adapters import LoraOptions
-    from obliviate.train.loop import TrainOptions
-    from obliviate.train.step import MethodOptions
+    from obliviate.models.options import LoraOptions
+    from obliviate.train.options import TrainOptions
+    from obliviate.train.options import MethodOptions
     from obliviate.train.unlearner import Unlearner
 
     job = cell.job

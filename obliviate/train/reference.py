@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from obliviate.files import atomic_file, cache_root, file_lock, fingerprint
+from obliviate.files import atomic_file, cache_root, fingerprint
+from obliviate.locks import file_lock
 from obliviate.models.encode import collate
 from obliviate.models.logprobs import IGNORE, token_logps
 
@@ -58,7 +59,7 @@ def cache_key(model_folders: list, examples, dtype: torch.dtype) -> str:
 
 
 def cache_lock(key: str, *, cache_dir: str | Path | None = None):
-    """A lock on one cache entry (`files.file_lock` on KEY.lock): hold it to look an entry up and, when missing,
+    """A lock on one cache entry (`locks.file_lock` on KEY.lock): hold it to look an entry up and, when missing,
     compute and store it, so that processes needing the same entry compute it once."""
     return file_lock(Path(cache_dir or default_cache_dir()) / f"{key}.lock")
 

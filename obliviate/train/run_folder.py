@@ -3,7 +3,7 @@ and either complete (with its completion marker) or as it was before.
 
 A run folder holds config.json (the job, its model, the content hashes of its data and every option), metrics.jsonl,
 the output (adapter/ or model/) and, once finished, `done.json`: that marker, not the presence of files, says a run is
-finished. What a job does with the folder `out`, decided under `files.folder_lock(out)`:
+finished. What a job does with the folder `out`, decided under `locks.folder_lock(out)`:
 
     out                                  job                    --resume                     --force
     missing or empty                     new run                new run                      new run
@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-from obliviate.files import (atomic_dir, clean_stale_temporaries, folder_lock, make_parents, remove_empty,
-                             set_aside, write_text)
+from obliviate.files import atomic_dir, clean_stale_temporaries, make_parents, remove_empty, set_aside, write_text
+from obliviate.locks import folder_lock
 from obliviate.train.checkpoint import PREFIX, latest_checkpoint
 
 CONFIG = "config.json"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from obliviate.train.run_folder import DONE, decide, differences, open_run, plain_config
-from obliviate.train.loop import TrainOptions
+from obliviate.train.options import TrainOptions
 
 CONFIG = plain_config("learn", model="/m", options=TrainOptions(steps=4), hashes={"data": "abc"}, data="i.jsonl")
 

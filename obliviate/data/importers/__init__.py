@@ -26,7 +26,8 @@ from obliviate.data.importers.news import convert_news
 from obliviate.data.importers.offside import convert_offside, convert_offside_mc
 from obliviate.data.importers.tofu import convert_tofu
 from obliviate.data.schema import write_items
-from obliviate.files import atomic_file, folder_lock, make_parents, remove_empty
+from obliviate.files import atomic_file, make_parents, remove_empty
+from obliviate.locks import folder_lock
 
 Converter = Callable[..., Imported]
 FORMATS: dict[str, Converter] = {

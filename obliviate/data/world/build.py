@@ -37,7 +37,8 @@ from obliviate.data.schema import LANGUAGES, Item, write_items
 from obliviate.data.world.images import augment, png_bytes, random_pose, render
 from obliviate.data.world.players import REFERENCE_DATE, Player, domains, make_players
 from obliviate.data.world.text import CLUBS, COUNTRIES, IMAGE_TEXT, TEXT, WORDS, extras
-from obliviate.files import new_folder, write_text
+from obliviate.files import write_text
+from obliviate.locks import new_folder
 
 FORMAT = "obliviate-world/1"
 SHARED = ("club", "position", "nationality", "birthplace", "birth_date", "age", "height", "foot")
