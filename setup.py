@@ -19,7 +19,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["obliviate", "obliviate.*"]),
-    package_data={"obliviate": ["VERSION", "recipes/grids/*.toml"]},
+    package_data={"obliviate": ["VERSION", "recipes/grids/*.toml", "data/facts/*.jsonl", "data/facts/*.json"]},
     install_requires=[
         # The CPU wheel of 2.13.0 lies on the CI machine's disk; GPU users bring their own torch (2.11 tested).
         "torch>=2.11,<2.14",

@@ -69,6 +69,21 @@ def world_probes(folder: Path, n: int) -> list:
     return [items[i % len(items)] for i in range(n)]
 
 
+def fact_probes(n: int) -> list:
+    """`n` questions of the shipped multilingual fact set (all languages), cycled if there are fewer."""
+    from obliviate.data.facts import load_facts
+
+    items = load_facts()
+    return [items[i % len(items)] for i in range(n)]
+
+
+def real_model(model: str) -> Path:
+    """A packaged model's converted folder (converted once), or a local folder as given."""
+    from obliviate.models.gguf import PACKAGED, get_model
+
+    return Path(get_model(model).path) if model in PACKAGED else Path(model)
+
+
 def build_model(folder: Path, preset: str, texts: list[str], *, dtype: torch.dtype, seed: int = 0) -> Path:
     """A random-weight model directory: a tiny preset, or the Qwen2.5-0.5B shape (vocabulary 151936, the
     tokenizer's ids are a prefix of it)."""
@@ -203,12 +218,14 @@ def _measure_vllm(model_dir, named, items, requests, cfg: BenchSize, providers, 
     vb.close()
 
 
-def run(*, size: str | None = None, providers=None, adapters: int | None = None, probes: int | None = None,
-        new_tokens: int | None = None, repeats: int | None = None, batch_size: int | None = None,
-        results=None, workdir=None, echo=print) -> list[dict]:
+def run(*, size: str | None = None, model: str | None = None, providers=None, adapters: int | None = None,
+        probes: int | None = None, new_tokens: int | None = None, repeats: int | None = None,
+        batch_size: int | None = None, results=None, workdir=None, echo=print) -> list[dict]:
     """Measure the providers; append tidy rows (kernel "eval", metric probes_per_s / tokens_per_s / seconds /
     engine_start_s / identical_to_hf) to `results`; return them. size None: gpu when CUDA is available, else cpu;
-    adapters, probes, new_tokens, repeats None: the size's; batch_size None: 64 on the CPU, 256 on CUDA."""
+    adapters, probes, new_tokens, repeats None: the size's; batch_size None: 64 on the CPU, 256 on CUDA.
+    model: a real model (a packaged name such as gemma3-270m, or a local folder) instead of the size's random one;
+    its probes are the shipped multilingual facts' questions."""
     from obliviate.eval.backend import Request
 
     size = size or ("gpu" if torch.cuda.is_available() else "cpu")
@@ -216,13 +233,18 @@ def run(*, size: str | None = None, providers=None, adapters: int | None = None,
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
     overrides = dict(adapters=adapters, probes=probes, new_tokens=new_tokens, repeats=repeats)
     cfg = replace(SIZES[size], **{k: v for k, v in overrides.items() if v is not None})
+    if model is not None:
+        cfg = replace(cfg, preset=Path(str(model)).name, dtype=SIZES[size].dtype)
     providers = _providers(providers, echo)
     device = default_device()
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         tmp = Path(tmp)
-        items = world_probes(tmp, cfg.probes)
-        model_dir = build_model(tmp, cfg.preset, [t for it in items for t in (it.question, it.answer)],
-                                dtype=cfg.dtype)
+        if model is None:
+            items = world_probes(tmp, cfg.probes)
+            model_dir = build_model(tmp, cfg.preset, [t for it in items for t in (it.question, it.answer)],
+                                    dtype=cfg.dtype)
+        else:
+            items, model_dir = fact_probes(cfg.probes), real_model(model)
         named = build_adapters(model_dir, cfg.adapters)
         requests = [Request(name, it) for name in named for it in items]
         rec = _Recorder(cfg, len(requests), device, echo)

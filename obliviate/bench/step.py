@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 
 import torch
 
 from obliviate.bench.kernels import _sync, peak_bytes, time_ms
 from obliviate.bench.results import append_rows, device_name, now, row, versions
 from obliviate.files import default_device
+from obliviate.models.load import load_model
 from obliviate.train import losses
 from obliviate.models.adapters import add_trainable_lora
 from obliviate.models.options import LoraOptions
@@ -94,13 +96,19 @@ def make_step(provider: str, model, batch, *, r: int, lr: float = 1e-4):
     return step, resident
 
 
-def run(*, shape: str | None = None, providers=None, batch: int | None = None, length: int | None = None,
-        r: int = 16, dtype: str | None = None, repeats: int | None = None, device: str | None = None,
-        results=None, echo=print) -> list[dict]:
+def run(*, shape: str | None = None, model: str | None = None, providers=None, batch: int | None = None,
+        length: int | None = None, r: int = 16, dtype: str | None = None, repeats: int | None = None,
+        device: str | None = None, results=None, echo=print) -> list[dict]:
+    """Time one NPO step per provider. shape: a random Qwen2 of SHAPES; model: a real model instead (a packaged name
+    such as gemma3-270m, or a local folder). None options take the device's defaults."""
     dev = default_device(device)
     cuda = dev.type == "cuda"
     shape = shape or ("7b" if cuda else "cpu")
-    if shape not in SHAPES:
+    if model is not None:
+        from obliviate.bench.eval import real_model
+
+        model, shape = real_model(model), Path(str(model)).name
+    elif shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
     dt = {"bf16": torch.bfloat16, "fp32": torch.float32}[dtype or ("bf16" if cuda else "fp32")]
     batch, length = batch or (4 if cuda else 2), length or (2048 if cuda else 256)
@@ -108,21 +116,21 @@ def run(*, shape: str | None = None, providers=None, batch: int | None = None, l
     providers = list(providers or PROVIDERS)
     rows, env, date, name = [], versions(), now(), device_name(dev)
     tokens = batch * length
-    echo(f"NPO step, {shape} shape ({SHAPES[shape]}), LoRA r={r}, {batch}×{length} tokens, {dt}, {name}")
+    echo(f"NPO step, {shape} ({SHAPES.get(shape, model)}), LoRA r={r}, {batch}×{length} tokens, {dt}, {name}")
     measured = {}
     for i, provider in enumerate(providers, 1):
         if provider not in PROVIDERS:
             raise ValueError(f"unknown provider {provider!r}; choose among {', '.join(PROVIDERS)}")
         t0 = time.perf_counter()
-        model = build_model(shape, dt, dev)
-        data = make_batch(SHAPES[shape][-1], batch, length, dev)
+        net = build_model(shape, dt, dev) if model is None else load_model(model, dtype=dt, device=dev).model
+        data = make_batch(net.config.get_text_config().vocab_size, batch, length, dev)
         try:
-            step, resident = make_step(provider, model, data, r=r)
+            step, resident = make_step(provider, net, data, r=r)
             ms = time_ms(step, dev, warmup=1, repeats=repeats)
             peak = resident + peak_bytes(step, dev)
         except torch.cuda.OutOfMemoryError:
             ms, peak = None, None
-        del model
+        del net
         _sync(dev)
         if cuda:
             torch.cuda.empty_cache()

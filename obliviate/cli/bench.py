@@ -60,6 +60,8 @@ def kernels(kernel_names, providers, shapes, sizes, dtype, quick, repeats, warmu
 
 @bench.command("step")
 @click.option("--shape", default=None, help="Model shape: 7b, 1.5b (Qwen2.5) or cpu (default: 7b on CUDA, cpu here).")
+@click.option("--model", default=None, help="A real model instead of a random shape: gemma3-270m, smollm2-135m or a "
+                                            "local Hugging Face folder.")
 @click.option("--providers", default=None, metavar="LIST", help="Comma-separated among eager,fused (default both).")
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences per step (default 4 CUDA, 2 CPU).")
 @click.option("--length", type=click.IntRange(min=4), default=None, help="Tokens per sequence (default 2048 / 256).")
@@ -68,13 +70,13 @@ def kernels(kernel_names, providers, shapes, sizes, dtype, quick, repeats, warmu
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed steps per provider.")
 @click.option("--device", default=None, help="cuda or cpu (default: cuda when available).")
 @results_option
-def step(shape, providers, batch, length, rank, dtype, repeats, device, results):
+def step(shape, model, providers, batch, length, rank, dtype, repeats, device, results):
     """One NPO step: fused kernels + cached reference vs eager logits + a deep-copied reference model
     (tokens/s and peak memory)."""
     from obliviate.bench.step import run
 
     try:
-        run(shape=shape, providers=_csv(providers), batch=batch, length=length, r=rank, dtype=dtype,
+        run(shape=shape, model=model, providers=_csv(providers), batch=batch, length=length, r=rank, dtype=dtype,
             repeats=repeats, device=device, results=results, echo=click.echo)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
@@ -84,6 +86,8 @@ def step(shape, providers, batch, length, rank, dtype, repeats, device, results)
 @click.option("--size", type=click.Choice(["cpu", "gpu"]), default=None,
               help="cpu: tiny model, 4 adapters x 200 probes; gpu: random Qwen2.5-0.5B shape, 8 x 1000 "
                    "(default: gpu when CUDA is available).")
+@click.option("--model", default=None, help="A real model instead of the size's random one: gemma3-270m, "
+                                            "smollm2-135m or a local Hugging Face folder (probes: the fact set).")
 @click.option("--providers", default=None, metavar="LIST",
               help="Comma-separated among vllm-multi,vllm-serial,hf (default: all).")
 @click.option("--adapters", type=click.IntRange(min=1), default=None, help="Number of LoRA adapters.")
@@ -92,12 +96,12 @@ def step(shape, providers, batch, length, rank, dtype, repeats, device, results)
 @click.option("--repeats", type=click.IntRange(min=1), default=None, help="Timed repeats per provider.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="transformers generate batch size.")
 @results_option
-def bench_eval(size, providers, adapters, probes, new_tokens, repeats, batch_size, results):
+def bench_eval(size, model, providers, adapters, probes, new_tokens, repeats, batch_size, results):
     """Probes/s of vLLM multi-LoRA (all adapters in one generate) vs one generate per adapter vs transformers."""
     from obliviate.bench.eval import run
 
     try:
-        run(size=size, providers=_csv(providers),
+        run(size=size, model=model, providers=_csv(providers),
             adapters=adapters, probes=probes, new_tokens=new_tokens, repeats=repeats, batch_size=batch_size,
             results=results, echo=click.echo)
     except ValueError as err:

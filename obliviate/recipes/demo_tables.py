@@ -15,7 +15,7 @@ from obliviate.eval import views
 from obliviate.eval.rows import ProbeRow
 
 
-def _pct(v: float | None) -> str:
+def percent(v: float | None) -> str:
     return "  –  " if v is None else f"{100 * v:5.1f}"
 
 
@@ -49,7 +49,7 @@ def misinformation_table(rows: Sequence[ProbeRow], runs: dict[str, tuple[str, st
                 cells[g] = (fake.cell(model, g), truth.cell(model, g), fake.counts[fake.rows.index(model)][
                     fake.cols.index(g)])
         numbers[model] = cells
-        body.append([method, label] + [f"{_pct(cells[g][0])} / {_pct(cells[g][1])}" if g in cells else "–"
+        body.append([method, label] + [f"{percent(cells[g][0])} / {percent(cells[g][1])}" if g in cells else "–"
                                        for g in views.GROUPS])
     header = ["method", "unlearned in", "en", f"L ({fake_language})", "high-resource", "low-resource"]
     title = f"Misinformation (fake injected in {fake_language}): fake-rate / truth-rate, % of greedy answers"
@@ -59,7 +59,7 @@ def misinformation_table(rows: Sequence[ProbeRow], runs: dict[str, tuple[str, st
 def retain_line(rows: Sequence[ProbeRow], models: Sequence[str]) -> str:
     """Accuracy on the players nobody faked, per model (what unlearning costs)."""
     t = views.mean_table([r for r in rows if r.split == "retain"], "correct", col_key=lambda r: "all")
-    parts = [f"{m} {_pct(t.cell(m, 'all')).strip()}%" for m in models if m in t.rows]
+    parts = [f"{m} {percent(t.cell(m, 'all')).strip()}%" for m in models if m in t.rows]
     return "Retain accuracy (true facts of untouched players, all languages): " + ", ".join(parts)
 
 
@@ -77,7 +77,7 @@ def offside_table(rows: Sequence[ProbeRow], runs: dict[str, str], *, baselines: 
                 continue
             cells = {f"{s}/{k}": t.cell(model, f"{s}/{k}") if f"{s}/{k}" in t.cols else None for s, k in cols}
             numbers[(model, modality)] = cells
-            body.append([runs.get(model, model), modality] + [_pct(cells[f"{s}/{k}"]) for s, k in cols])
+            body.append([runs.get(model, model), modality] + [percent(cells[f"{s}/{k}"]) for s, k in cols])
     header = ["method", "probe"] + [f"{s} {k}" for s, k in cols]
     return markdown("OFFSIDE settings: accuracy (%) of greedy answers (test = held-out picture variants and "
                     "held-out question wording)", header, body), numbers
@@ -95,7 +95,7 @@ def bounce_table(rows: Sequence[ProbeRow], pairs: dict[str, str], labels: dict[s
             a, b = t.cell(unlearned, modality), t.cell(relearned, modality)
             numbers[(unlearned, modality)] = (a, b)
             delta = None if a is None or b is None else b - a
-            body.append([labels.get(unlearned, unlearned), modality, _pct(a), _pct(b),
+            body.append([labels.get(unlearned, unlearned), modality, percent(a), percent(b),
                          "  –  " if delta is None else f"{100 * delta:+5.1f}"])
     header = ["unlearned with", "probe", "forget acc. after unlearning", "after relearning", "bounce-back"]
     return markdown("Relearning attack: forget-set accuracy (%) before and after", header, body), numbers

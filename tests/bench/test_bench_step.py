@@ -31,3 +31,13 @@ def test_bench_step_cli_writes_rows(tmp_path):
     assert {(r["provider"], r["metric"]) for r in rows} == {(p, m) for p in ("eager", "fused")
                                                             for m in ("step_ms", "tokens_per_s", "peak_mb")}
     assert all(r["median"] > 0 for r in rows)
+
+
+def test_bench_step_on_a_real_model_folder(toy_model, tmp_path):
+    """--model takes a local Hugging Face folder (here the toy model) instead of a random shape."""
+    out = tmp_path / "rows.jsonl"
+    res = CliRunner().invoke(cli, ["bench", "step", "--model", str(toy_model), "--batch", "1", "--length", "16",
+                                   "--repeats", "1", "--results", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = read_rows(out)
+    assert {r["shape"] for r in rows} == {f"{toy_model.name}:1x16:r16"} and all(r["median"] > 0 for r in rows)
