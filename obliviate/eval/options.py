@@ -46,6 +46,8 @@ class EvalOptions:
     mc_style: the multiple-choice prompt and parser (`eval.choice`): "offside" (OFFSIDE's own) or "lenient".
     text_only: drop the probes that have an image (OFFSIDE's unimodal setting, as `unlearn --text-only`), so a
         text-only model can answer a probe file that also holds picture probes.
+    mia: compute the membership-inference scores (LOSS, zlib, Min-K%, Min-K%++); False skips them and Min-K%++'s
+        pass over the whole vocabulary, the costly part of scoring with a large vocabulary.
     """
 
     backend: str = "auto"
@@ -59,6 +61,7 @@ class EvalOptions:
     reference: str | None = None
     mc_style: str = "offside"
     text_only: bool = False
+    mia: bool = True
 
     def __post_init__(self):
         """Constructing one checks it (backend and device are checked where they are resolved:

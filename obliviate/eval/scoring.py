@@ -74,10 +74,11 @@ def _sequences(items: Sequence[Item]) -> tuple[list[Item], list[str], list[str |
 @torch.no_grad()
 def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], *, root=None, processor=None,
                 batch_size: int = BATCH_SIZE, device: torch.device | str | None = None,
-                min_k: float = score_metrics.MIN_K) -> list[ProbeScores]:
+                min_k: float = score_metrics.MIN_K, mia: bool = True) -> list[ProbeScores]:
     """Score `items` under `model` (a causal LM, or a peft model with its adapter set): one `ProbeScores` per item
     (see the module docstring). `root`: the folder the items' images are relative to; `processor`: the VL model's;
-    `device`: where the batches go (None: the model's)."""
+    `device`: where the batches go (None: the model's). `mia=False` skips the MIA scores (None), and with them
+    Min-K%++'s pass over the whole vocabulary — the costly part with a large one (Gemma 3: 262,144)."""
     items = list(items)
     if not items:
         return []
@@ -103,7 +104,7 @@ def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], *, roo
         mkeep = keep & is_answer[:, None]
         mean = torch.zeros_like(logp)
         var = torch.ones_like(logp)
-        if mkeep.any():
+        if mia and mkeep.any():
             mean[mkeep], var[mkeep] = logprob_moments(h[mkeep], weight)
         vmask = batch["value_mask"] & keep
         for b, k in enumerate(idx):
@@ -112,7 +113,7 @@ def score_items(model: torch.nn.Module, tokenizer, items: Sequence[Item], *, roo
             rec["n"] = int(keep[b].sum())
             rec["value_logp"] = float(logp[b][vmask[b]].double().sum()) if vmask[b].any() else None
             rec["value_n"] = int(vmask[b].sum())
-            if roles[k][1] == "answer":
+            if mia and roles[k][1] == "answer":
                 row, m = logp[b:b + 1].cpu(), keep[b:b + 1].cpu()
                 rec["mia_loss"] = float(score_metrics.mia_loss(row, m)[0])
                 rec["mia_zlib"] = float(score_metrics.mia_zlib(row, m, [answers[k]])[0])
@@ -130,7 +131,7 @@ def _per_item(items, roles, per_seq) -> list[ProbeScores]:
         if role == "answer":
             out[i].update(answer_logp=rec["logp"], answer_tokens=rec["n"], prob=math.exp(rec["logp"] / rec["n"]),
                           value_logp=rec["value_logp"], value_tokens=rec["value_n"],
-                          **{k: rec[k] for k in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_pp")})
+                          **{k: rec.get(k) for k in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_pp")})
         elif role == "truth":
             out[i]["truth_value_logp"] = rec["value_logp"]
         else:

@@ -82,7 +82,7 @@ def run_real_demo(model: str | Path, out: str | Path, *, fake_language: str = "f
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    log, t_start = StageLog(7, echo), time.perf_counter()
+    log, t_start = StageLog(6, echo), time.perf_counter()
     with log.stage(f"the model: {model}"):
         folder = Path(get_model(str(model)).path) if str(model) in PACKAGED else Path(model)
     plan = Plan(out, size, fake_language, folder, out / "data", backend, progress)
@@ -106,7 +106,7 @@ def known_facts(plan: Plan) -> tuple[list[str], dict[str, float]]:
     """Facts (entity ids) the model prefers true over fake in English, and every fact's English margin (nats)."""
     english = [it for it in load_facts() if it.language == "en"]
     loaded = load_model(plan.model, device="cpu")
-    scores = score_items(loaded.model, loaded.tokenizer, english)
+    scores = score_items(loaded.model, loaded.tokenizer, english, mia=False)
     margins = {it.entity: s.truth_value_logp - s.value_logp for it, s in zip(english, scores)}
     return [e for e, m in margins.items() if m > 0], margins
 
@@ -176,7 +176,7 @@ def inject_and_unlearn(plan: Plan, files: dict[str, Path], log: StageLog) -> dic
 def evaluate(plan: Plan, files: dict[str, Path], runs: dict):
     adapters = {"injected": plan.out / "runs" / "injected", **{n: plan.out / "runs" / n for n in runs}}
     options = EvalOptions(backend=plan.backend, cache_dir=plan.out / "cache", progress=plan.progress,
-                          max_new_tokens=plan.size.max_new_tokens, fake_language=plan.fake_language)
+                          max_new_tokens=plan.size.max_new_tokens, fake_language=plan.fake_language, mia=False)
     ev = Evaluator(plan.model, adapters=adapters, base_name="pretrained", options=options)
     try:
         return ev.run({"facts": files["probes"]}, out=plan.out / "eval")

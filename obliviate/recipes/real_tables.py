@@ -17,6 +17,7 @@ from typing import Sequence
 from obliviate.data.schema import LANGUAGES
 from obliviate.eval import views
 from obliviate.eval.rows import ProbeRow
+from obliviate.files import write_text
 from obliviate.recipes.demo import DemoResult, StageLog
 from obliviate.recipes.demo_tables import percent, markdown, misinformation_table
 
@@ -105,9 +106,9 @@ def write_outputs(out: Path, result, runs: dict, ppl: dict, info: dict, log: Sta
         baseline_table(rows_inj + rows_ctl, L), mis_md, margin_table(rows_inj, models, runs, L),
         control_line(rows_ctl, models), perplexity_line(ppl)])
     log.done.append(("total", round(seconds, 1)))
-    (out / "tables.md").write_text(tables + "\n")
+    write_text(out / "tables.md", tables + "\n")
     numbers = {"misinformation": mis_numbers, "perplexity": ppl, "stages": log.done, **info}
-    (out / "demo.json").write_text(json.dumps(numbers, indent=1, default=str) + "\n")
+    write_text(out / "demo.json", json.dumps(numbers, indent=1, default=str) + "\n")
     echo("\n" + tables + "\n")
     echo(f"tables: {out / 'tables.md'}   total {seconds:.0f}s")
     return DemoResult(out=out, tables=tables, numbers=numbers, stages=log.done)

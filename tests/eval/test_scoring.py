@@ -138,6 +138,19 @@ def test_adapter_changes_scores_and_batching_does_not(setup, items):
     hf.close()
 
 
+def test_without_mia_the_other_scores_are_unchanged(setup, items):
+    model_dir, named = setup
+    hf = HfBackend(model_dir, named, device="cpu")
+    with hf.activate("a0") as model:
+        full = score_items(model, hf.tokenizer, items, batch_size=4)
+        lean = score_items(model, hf.tokenizer, items, batch_size=4, mia=False)
+    hf.close()
+    for a, b in zip(full, lean):
+        assert a.mia_min_k_pp is not None and a.mia_loss is not None
+        assert (b.mia_loss, b.mia_zlib, b.mia_min_k, b.mia_min_k_pp) == (None, None, None, None)
+        assert b.answer_logp == pytest.approx(a.answer_logp, abs=1e-6) and b.truth_ratio == a.truth_ratio
+
+
 def test_logprob_moments():
     g = torch.Generator().manual_seed(0)
     h, w = torch.randn(37, 16, generator=g), torch.randn(101, 16, generator=g)
