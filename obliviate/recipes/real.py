@@ -43,14 +43,14 @@ HELDOUT = FACTS_FILE.with_name("heldout.jsonl")
 class RealSize:
     """What the real-model experiment fixes."""
 
-    inject_facts: int = 13  # facts whose fake is injected; as many others are controls
+    inject_facts: int = 6  # facts whose fake is injected; as many others are controls
     news_per_fact: int = 1  # fake news articles per injected fact (frames drawn by seed)
     inject: TrainOptions = TrainOptions(steps=12, lr=1e-3, batch_size=8, warmup=2)
-    unlearn: TrainOptions = TrainOptions(steps=10, lr=1e-4, batch_size=8)
+    unlearn: TrainOptions = TrainOptions(steps=6, lr=3e-4, batch_size=8)
     methods: tuple[str, ...] = ("ga", "npo", "idkpo")
-    method_lr: tuple[tuple[str, float], ...] = ()
+    method_lr: tuple[tuple[str, float], ...] = (("ga", 1e-4),)  # GA is the most destructive
     block_size: int = 128
-    max_new_tokens: int = 16
+    max_new_tokens: int = 10
 
 
 REAL = RealSize()
