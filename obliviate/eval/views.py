@@ -280,3 +280,12 @@ def all_views(rows: Sequence[ProbeRow], meta: EvalMeta) -> list[Table]:
     if ref and any(r.truth_ratio is not None for r in rows if r.model == ref):
         tables.append(forget_quality_table(rows, reference=ref))
     return [t for t in tables if t.rows]
+
+
+def markdown(title: str, header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """A GitHub-markdown table under a bold title (readable as plain text too)."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    out = [f"**{title}**", "", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in body]
+    return "\n".join(out)

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from obliviate.files import MAX_IMAGE_PIXELS
 
@@ -35,14 +34,14 @@ IMAGE_PAD = "<|image_pad|>"
 class VisionProcessor:
     """Images -> (pixel_values, image_grid_thw), and the token count each image takes in the text."""
 
-    def __init__(self, image_processor: Qwen2VLImageProcessorPil):
+    def __init__(self, image_processor):
         self.image_processor = image_processor
         self.merge_size = int(image_processor.merge_size)
 
     @classmethod
     def from_pretrained(cls, path) -> "VisionProcessor":
         """Read preprocessor_config.json of a model directory (a released Qwen2(.5)-VL one works too)."""
-        return cls(Qwen2VLImageProcessorPil.from_pretrained(str(path), local_files_only=True))
+        return cls(_processor_class().from_pretrained(str(path), local_files_only=True))
 
     def __call__(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
         """pixel_values (P, C·t·p·p) float32 and image_grid_thw (N, 3) int64, images in order."""
@@ -59,7 +58,7 @@ def save_image_processor(out_dir, *, min_pixels: int, max_pixels: int, patch_siz
                          merge_size: int) -> None:
     """Write preprocessor_config.json in the layout of released Qwen2.5-VL checkpoints, so that transformers'
     AutoProcessor (where torchvision exists) and `VisionProcessor.from_pretrained` both read it."""
-    proc = Qwen2VLImageProcessorPil(size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
+    proc = _processor_class()(size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
                                     patch_size=patch_size, temporal_patch_size=temporal_patch_size,
                                     merge_size=merge_size)
     proc.save_pretrained(str(out_dir))
@@ -127,3 +126,11 @@ def mrope_positions(input_ids: torch.Tensor, grids: torch.Tensor | None, *, imag
     if k != len(grids):
         raise ValueError(f"{len(grids)} images but {k} runs of {IMAGE_PAD} tokens")
     return torch.tensor(axes, dtype=torch.long).reshape(3, len(is_image))
+
+
+def _processor_class():
+    """transformers' Qwen2-VL image processor, imported on first use: it pulls in transformers' processing stack
+    (seconds), which text-only jobs never need."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil

@@ -6,31 +6,31 @@
               (unimodal) → relearning attack → probe text and pictures
     → the papers' tables on stdout and in tables.md, every probe in eval/*/results.json, report.html
 
-A flat script over the public API (`build_world`, `build_tiny_model`, `Unlearner`, `Evaluator`, `write_report`):
-the demo only chooses data subsets and sizes. Each subset is written as world/demo-*.jsonl, so any stage can be
-rerun by hand with the CLI. Stages run in order, each announced with its number and timed (`StageLog`).
+The experiment is a grid file shipped with the package (obliviate/recipes/grids/demo-SIZE.toml: the world, the
+data subsets, the stages, the axes method × languages and setting × method), run through the sweep
+(`obliviate.sweep.Sweep`): every stage is a cell in its own process, finished cells are skipped when the demo is
+run again into the same folder, `workers` run cells side by side. This script only gives the grid its seed, L and
+backend, then makes the papers' tables from the sweep's evaluations, naming the runs as the papers do.
+`obliviate sweep obliviate/recipes/grids/demo-quick.toml --out DIR` runs the same cells.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from obliviate.data.schema import LANGUAGES, Item, load_items, write_items
-from obliviate.data.world import build_world
-from obliviate.eval.evaluate import Evaluator
-from obliviate.eval.options import EvalOptions
+from obliviate.data.schema import LANGUAGES
 from obliviate.eval.report import write_report
+from obliviate.eval.results import load_results
 from obliviate.eval.spread import combine
 from obliviate.files import write_text
-from obliviate.models.tiny import build_tiny_model, tokenizer_corpus
 from obliviate.recipes import demo_tables
-from obliviate.recipes.sizes import SIZES, DemoSize
-from obliviate.train.options import MethodOptions
-from obliviate.train.unlearner import Unlearner
+from obliviate.recipes.sizes import grid_file
+from obliviate.sweep.cells import Cell
+from obliviate.sweep.run import Sweep, SweepResult
 
 
 @dataclass
@@ -59,205 +59,92 @@ class StageLog:
         self.echo(f"[{self.n}/{self.total}] {what}: done in {seconds:.1f}s")
 
 
-@dataclass(frozen=True)
-class Setup:
-    """What every stage shares: the demo folder and size, where the world is, and how jobs and probes run."""
-
-    out: Path
-    size_name: str
-    size: DemoSize
-    world: Path
-    fake_language: str
-    roles: dict  # player id -> "fake" | "forget" | "retain" | ...
-    backend: str
-    progress: bool
-
-    def unlearner(self, model, **kw) -> Unlearner:
-        return Unlearner(model, progress=self.progress, cache_dir=self.out / "cache", **kw)
-
-    def subset(self, name: str, items: list[Item]) -> Path:
-        """Write a subset as WORLD/demo-NAME.jsonl: beside the world's files, so its image paths stay valid."""
-        path = self.world / f"demo-{name}.jsonl"
-        write_items(path, items)
-        return path
-
-    def items(self, name: str) -> list[Item]:
-        return load_items(self.world / f"{name}.jsonl")
-
-
 def run_demo(out: str | Path, *, size: str = "quick", fake_language: str = "fr", seed: int = 0,
-             backend: str = "auto", echo: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
-    """Run the whole demo into `out` (created; an existing non-empty folder is refused)."""
-    s = _check(size, fake_language)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: exists and is not empty; choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    log = StageLog(10, echo)
-    t_start = time.perf_counter()
-    world = out / "world"
-    with log.stage(f"build the world ({s.players} players, 9 languages, fakes in {fake_language})"):
-        summary = build_world(world, seed=seed, players=s.players, fake_language=fake_language,
-                              fake_players=s.fake_players, forget_players=s.forget_players,
-                              train_variants=s.train_variants)
-    setup = Setup(out, size, s, world, fake_language, {p["id"]: p["role"] for p in summary["players"]}, backend, progress)
-    with log.stage("train the tokenizer, build tiny Qwen2 and Qwen2.5-VL"):
-        texts = tokenizer_corpus([it for f in ("learn", "inject", "probes") for it in setup.items(f)])
-        text_model = build_tiny_model(out / "models" / "text", texts=texts, preset=s.text_preset, seed=seed)
-        vl_model = build_tiny_model(out / "models" / "vl", texts=texts, preset=s.vl_preset, vision=True, seed=seed)
-    echo(f"    text model {text_model.n_params:,} parameters, vision-language {vl_model.n_params:,}, "
-         f"vocabulary {text_model.vocab_size}")
-    text_result, runs = misinformation_experiment(setup, text_model.path, log)
-    vl_result, vl_runs, pairs = offside_experiment(setup, vl_model.path, log)
-    return write_outputs(setup, text_result, runs, vl_result, vl_runs, pairs, log, seed=seed,
-                         seconds=time.perf_counter() - t_start, echo=echo)
-
-
-def _check(size: str, fake_language: str) -> DemoSize:
-    if size not in SIZES:
-        raise ValueError(f"unknown demo size {size!r}; choose one of {', '.join(SIZES)}")
+             backend: str = "auto", workers: int = 1, echo: Callable[[str], None] = print,
+             progress: bool = True) -> DemoResult:
+    """Run the demo's grid into `out` (created; a folder holding anything but this demo's sweep is refused, and a
+    folder of this demo continues where it stopped), then write its tables and report."""
     if fake_language not in LANGUAGES or fake_language == "en":
         raise ValueError(f"--fake-language must be one of {', '.join(c for c in LANGUAGES if c != 'en')}")
-    return SIZES[size]
+    sweep = Sweep(grid_file(size), vars={"seed": seed, "fake_language": fake_language, "backend": backend})
+    out = Path(out)
+    _check_folder(out, sweep)
+    result = sweep.run(out, workers=workers, progress=progress, echo=echo)
+    if result.failed:
+        first = result.failed[0]
+        raise RuntimeError(f"demo: {len(result.failed)} cell(s) did not finish; {first.cell.id} {first.state}: "
+                           f"{first.error} (rerun the same command to continue)")
+    return write_outputs(out, sweep, result, size=size, echo=echo)
 
 
-# -- Learn and Unlearn: multilingual misinformation ----------------------------------------------------------------
-
-def misinformation_experiment(setup: Setup, model: Path, log: StageLog):
-    """Pretrain on the true world, inject the fakes in L, unlearn in en / L / en+L with each method, probe every
-    language. Returns (evaluation result, {run name: (method, unlearning set)})."""
-    s, L, runs_dir = setup.size, setup.fake_language, setup.out / "runs" / "text"
-    text_learn = setup.subset("text_learn", [it for it in setup.items("learn") if it.image is None
-                                             and it.attribute in s.text_attributes])
-    with log.stage(f"learn the true world in 9 languages (full fine-tuning, {s.pretrain.steps} steps)"):
-        pretrained = setup.unlearner(model).learn(text_learn, out=runs_dir / "pretrain", full=True,
-                                                  options=s.pretrain).model_dir
-    with log.stage(f"inject the fakes in {L} (LoRA, {s.inject.steps} steps)"):
-        injected = setup.unlearner(pretrained).learn(setup.world / "inject.jsonl", out=runs_dir / "inject",
-                                                     options=s.inject).adapter
-    forget_all = [it for it in setup.items("forget") if it.truth is not None and it.image is None]
-    retain_all = [it for it in setup.items("retain") if it.image is None and it.attribute in s.text_attributes]
-    runs: dict[str, tuple[str, str]] = {}
-    with log.stage(f"unlearn in en / {L} / en+{L} with {', '.join(s.methods)} ({s.unlearn.steps} steps each, "
-                   "+ NLL on retained players)"):
-        for label, langs in {"en": ("en",), "L": (L,), "en+L": ("en", L)}.items():
-            forget = setup.subset(f"forget_{label}", [it for it in forget_all if it.language in langs])
-            retain = setup.subset(f"retain_{label}", [it for it in retain_all if it.language in langs])
-            for method in s.methods:
-                name = f"{method}-{label.replace('+', '_')}"
-                setup.unlearner(pretrained, adapter=injected).unlearn(
-                    forget, retain=retain, method=method, out=runs_dir / name,
-                    options=replace(s.unlearn, lr=s.method_lr.get(method, s.unlearn.lr)),
-                    method_options=MethodOptions(span="value"))
-                runs[name] = (method, label.replace("L", L))
-    probes = setup.items("probes")
-    retain_players = sorted(p for p, r in setup.roles.items() if r == "retain")[: s.retain_probe_players]
-    splits = {"misinfo": setup.subset("probe_misinfo", [it for it in probes if it.truth is not None
-                                                        and it.image is None]),
-              "retain": setup.subset("probe_retain", [it for it in probes if it.entity in retain_players
-                                                      and it.image is None and it.attribute in s.text_attributes])}
-    with log.stage("probe every language (greedy answers + log-prob scores)"):
-        adapters = {"injected": injected, **{n: runs_dir / n for n in runs}}
-        result = evaluate(setup, pretrained, adapters, splits, setup.out / "eval" / "text", backend=setup.backend,
-                          fake_language=L)
-    return result, runs
+def _check_folder(out: Path, sweep: Sweep) -> None:
+    """An empty or new folder, or one holding this very demo (same grid, same variables): anything else is refused."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    plan = out / "sweep.json"
+    ours = plan.is_file() and {k: v for k, v in json.loads(plan.read_text(encoding="utf-8")).items()
+                               if k in ("name", "vars")} == {"name": sweep.grid.name, "vars": sweep.grid.vars}
+    if not ours:
+        raise FileExistsError(f"{out}: exists and is not empty (and is not this demo's folder); choose another --out")
 
 
-# -- OFFSIDE: vision-language --------------------------------------------------------------------------------------
+# -- the papers' names for the grid's runs ----------------------------------------------------------------------------
 
-def _vl(s: DemoSize, it: Item) -> bool:
-    return it.language == "en" and it.attribute in s.vl_attributes
-
-
-def offside_experiment(setup: Setup, model: Path, log: StageLog):
-    """Pretrain the vision-language model, unlearn the forget players (complete, selective, unimodal), attack with
-    relearning, probe text and pictures. Returns (evaluation result, {run: label}, {attacked run: its victim})."""
-    s, runs_dir = setup.size, setup.out / "runs" / "vl"
-    forget_players = {p for p, r in setup.roles.items() if r == "forget"}
-    vl_learn = setup.subset("vl_learn", [it for it in setup.items("learn") if _vl(s, it)
-                                         and setup.roles[it.entity] != "fake"])
-    with log.stage(f"learn the players' pictures and facts (vision-language, {s.vl_pretrain.steps} steps)"):
-        pretrained = setup.unlearner(model).learn(vl_learn, out=runs_dir / "pretrain", full=True,
-                                                  options=s.vl_pretrain).model_dir
-    forget_items = [it for it in setup.items("forget") if it.truth is None and _vl(s, it)
-                    and it.entity in forget_players]
-    vl_forget = setup.subset("vl_forget", forget_items)
-    settings = [("complete", vl_forget, False),
-                ("selective", setup.subset("vl_forget_private", [it for it in forget_items if it.kind == "private"]),
-                 False),
-                ("unimodal", vl_forget, True)]
-    vl_retain = setup.subset("vl_retain", [it for it in setup.items("retain") if _vl(s, it)])
-    vl_runs: dict[str, str] = {}
-    with log.stage("unlearn the forget players: complete, selective (private only), unimodal (text only) with "
-                   f"{', '.join(s.vl_methods)}"):
-        for setting, forget, text_only in settings:
-            for method in s.vl_methods if setting == "complete" else s.vl_methods[:1]:
-                name = f"{setting}-{method}"
-                setup.unlearner(pretrained).unlearn(forget, retain=vl_retain, method=method, text_only=text_only,
-                                                    out=runs_dir / name, options=s.vl_unlearn,
-                                                    method_options=MethodOptions(span="value"))
-                vl_runs[name] = f"{method} ({setting}{', text-only' if text_only else ''})"
-    relearn_items = [it for it in setup.items("relearn") if _vl(s, it)]
-    vl_relearn = setup.subset("vl_relearn", relearn_items)
-    pairs: dict[str, str] = {}
-    with log.stage(f"relearning attack ({s.relearn.steps} steps on {len(relearn_items)} items)"):
-        for name in [n for n in vl_runs if n.startswith("complete")]:
-            setup.unlearner(pretrained, adapter=runs_dir / name).relearn(vl_relearn, out=runs_dir / f"{name}+relearn",
-                                                                         options=s.relearn)
-            pairs[f"{name}+relearn"] = name
-            vl_runs[f"{name}+relearn"] = vl_runs[name] + " + relearn"
-    splits = offside_probes(setup, forget_players)
-    with log.stage("probe text and pictures (forget / retain / held-out)"):
-        result = evaluate(setup, pretrained, {n: runs_dir / n for n in vl_runs}, splits, setup.out / "eval" / "vl",
-                          backend="hf", relearn_pairs=pairs)
-    return result, vl_runs, pairs
+def text_runs(cells: Sequence[Cell], fake_language: str) -> dict[str, tuple[str, str, str]]:
+    """{cell id: (run name, method, unlearning set)} of the text experiment, in the papers' order (language set,
+    then method): "ga-en_L" unlearned in "en+fr". The injection run is "injected"."""
+    unlearn = [c for c in cells if c.stage == "unlearn"]
+    langs = list(dict.fromkeys(c.coords["langs"] for c in unlearn))
+    runs = {c.id: ("injected", "–", "–") for c in cells if c.stage == "inject"}
+    for c in sorted(unlearn, key=lambda c: langs.index(c.coords["langs"])):  # stable: methods keep their order
+        label = c.coords["langs"]
+        runs[c.id] = (f"{c.coords['method']}-{label.replace('+', '_')}", c.coords["method"],
+                      label.replace("L", fake_language))
+    return runs
 
 
-def offside_probes(setup: Setup, forget_players: set) -> dict[str, Path]:
-    """forget / retain: the trained pictures and wordings; test: held-out picture variants and wordings."""
-    s, probes = setup.size, setup.items("probes")
-    retain_players = sorted(p for p, r in setup.roles.items() if r == "retain")[: s.retain_probe_players]
-    original = [it for it in probes if _vl(s, it) and "_h" not in (it.image or "")]  # "_h": held-out variant
-    return {"forget": setup.subset("vl_probe_forget", [it for it in original if it.entity in forget_players]),
-            "retain": setup.subset("vl_probe_retain", [it for it in original if it.entity in retain_players]),
-            "test": setup.subset("vl_probe_test", [it for it in setup.items("test") if _vl(s, it)
-                                                   and it.entity in forget_players])}
-
-
-def evaluate(setup: Setup, model: Path, adapters: dict, splits: dict, out: Path, *, backend, fake_language=None,
-             relearn_pairs=None):
-    """Every probe split answered and scored by the pretrained model and every adapter."""
-    options = EvalOptions(backend=backend, cache_dir=setup.out / "cache", progress=setup.progress,
-                          max_new_tokens=setup.size.max_new_tokens, fake_language=fake_language)
-    ev = Evaluator(model, adapters=adapters, base_name="pretrained", options=options)
-    try:
-        return ev.run(splits, out=out, relearn_pairs=relearn_pairs)
-    finally:
-        ev.close()
+def vision_runs(cells: Sequence[Cell]) -> dict[str, tuple[str, str]]:
+    """{cell id: (run name, label)} of the vision-language experiment: "complete-npo" is "npo (complete)",
+    its relearning attack "complete-npo+relearn"."""
+    runs = {}
+    for c in cells:
+        if c.stage in ("vl_unlearn", "vl_relearn"):
+            setting, method = c.coords["setting"], c.coords["vl_method"]
+            label = f"{method} ({setting}{', text-only' if c.job.text_only else ''})"
+            relearn = c.stage == "vl_relearn"
+            runs[c.id] = (f"{setting}-{method}" + ("+relearn" if relearn else ""), label + (" + relearn" if relearn
+                                                                                           else ""))
+    return dict(sorted(runs.items(), key=lambda kv: kv[1][0].endswith("+relearn")))
 
 
 # -- tables and report ---------------------------------------------------------------------------------------------
 
-def write_outputs(setup: Setup, text_result, runs, vl_result, vl_runs, pairs, log: StageLog, *, seed: int,
-                  seconds: float, echo) -> DemoResult:
-    """The papers' tables (stdout, tables.md), the numbers (demo.json) and the HTML report."""
-    out, L = setup.out, setup.fake_language
+def write_outputs(out: Path, sweep: Sweep, result: SweepResult, *, size: str, echo) -> DemoResult:
+    """The papers' tables (stdout, tables.md), the numbers (demo.json) and the HTML report, from the sweep's two
+    evaluations (OUT/eval/text, OUT/eval/vl) with the runs renamed as the papers name them."""
+    L = sweep.grid.vars["fake_language"]
+    text, vision = text_runs(sweep.cells, L), vision_runs(sweep.cells)
+    text_result = load_results(out / "eval" / "text").renamed({cid: r[0] for cid, r in text.items()})
+    vl_result = load_results(out / "eval" / "vl").renamed({cid: r[0] for cid, r in vision.items()})
+    runs = {name: (method, langs) for name, method, langs in text.values() if name != "injected"}
+    vl_runs = {name: label for name, label in vision.values()}
+    pairs = vl_result.meta.relearn_pairs
+    stages = [(o.cell.id, round(o.seconds, 1)) for o in result.outcomes] + [("total", round(result.seconds, 1))]
     numbers = {
         "misinformation": demo_tables.misinformation_numbers(text_result.rows, ["pretrained", "injected", *runs],
                                                              fake_language=L),
         "retain": demo_tables.retain_numbers(text_result.rows, ["pretrained", "injected", *runs]),
         "offside": demo_tables.offside_numbers(vl_result.rows, ["pretrained", *vl_runs]),
-        "bounce_back": demo_tables.bounce_numbers(vl_result.rows, pairs),
-        "labels": {"text": runs, "vision": vl_runs}, "stages": log.done, "size": asdict(setup.size),
-        "fake_language": L, "seed": seed}
+        "bounce_back": demo_tables.bounce_numbers(vl_result.rows, {r: pairs[r] for r in vl_runs if r in pairs}),
+        "labels": {"text": runs, "vision": vl_runs}, "stages": stages, "size": size, "grid": sweep.grid.name,
+        "world": sweep.grid.world, "fake_language": L, "seed": sweep.grid.vars["seed"]}
     tables = demo_markdown(numbers)
-    report = write_report([text_result, vl_result], out / "report.html", title=f"obliviate demo ({setup.size_name})")
-    log.done.append(("total", round(seconds, 1)))
+    report = write_report([text_result, vl_result], out / "report.html", title=f"obliviate demo ({size})")
     write_text(out / "tables.md", tables + "\n")
     write_text(out / "demo.json", json.dumps(numbers, indent=1, default=str) + "\n")
     echo("\n" + tables + "\n")
-    echo(f"report: {report}   tables: {out / 'tables.md'}   total {seconds:.0f}s")
-    return DemoResult(out=out, tables=tables, numbers=numbers, stages=log.done, report=report)
+    echo(f"report: {report}   tables: {out / 'tables.md'}   total {result.seconds:.0f}s")
+    return DemoResult(out=out, tables=tables, numbers=numbers, stages=stages, report=report)
 
 
 def demo_markdown(numbers: dict) -> str:

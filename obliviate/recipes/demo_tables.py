@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from obliviate.eval import views
+from obliviate.eval.views import markdown
 from obliviate.eval.rows import ProbeRow
 from obliviate.eval.spread import Spread
 
@@ -21,15 +22,6 @@ def percent(v) -> str:
     if isinstance(v, Spread):
         return f"{v.format(scale=100):>5}"
     return "  –  " if v is None else f"{100 * v:5.1f}"
-
-
-def markdown(title: str, header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """A GitHub-markdown table under a bold title (readable as plain text too)."""
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    out = [f"**{title}**", "", line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(r) for r in body]
-    return "\n".join(out)
 
 
 # Each table is two steps: its numbers from the rows (one run), then its markdown from numbers — one run's, or

@@ -20,7 +20,8 @@ from obliviate.eval import views
 from obliviate.eval.rows import ProbeRow
 from obliviate.files import write_text
 from obliviate.recipes.demo import DemoResult, StageLog
-from obliviate.recipes.demo_tables import percent, markdown, misinformation_table
+from obliviate.eval.views import markdown
+from obliviate.recipes.demo_tables import percent, misinformation_table
 
 
 def margin(r: ProbeRow) -> float | None:

@@ -2,14 +2,19 @@
 `concurrent.futures.Future` per cell whose result is the worker process's exit status, so the sweep's scheduling
 loop is the same for both.
 
-Every cell runs in a fresh process (`run_worker_process`: `python -m obliviate.sweep.worker OUT CELL_ID`, output
-appended to OUT/cells/ID.log): a crash or a kill takes down one cell, memory (GPU memory too) is returned after
-each, and on the CPU the process has exactly one OpenMP thread, so results do not depend on how many run side by
-side. Locally each worker slot owns one GPU when there are GPUs (CUDA_VISIBLE_DEVICES); a Ray task asks for one GPU
-on a cluster that has them (Ray sets CUDA_VISIBLE_DEVICES) and one CPU otherwise.
+Every cell runs in a fresh process (`obliviate.sweep.worker`, output appended to OUT/cells/ID.log): a crash or a kill
+takes down one cell, memory (GPU memory too) is returned after each, and on the CPU the process has exactly one
+OpenMP thread, so results do not depend on how many run side by side. Locally the process is forked from a server
+that imported torch, transformers and obliviate's jobs once (`multiprocessing`'s forkserver with `PRELOAD`): a
+fresh interpreter spends about 8 s importing them on a 2-core machine, a fork a few milliseconds; the child takes
+the sweep's current environment before it runs. A Ray task starts a fresh interpreter (`run_worker_process`: `python
+-m obliviate.sweep.worker OUT CELL_ID`), as a cluster node has no server of ours. Locally each worker slot owns one
+GPU when there are GPUs (CUDA_VISIBLE_DEVICES, set before CUDA starts); a Ray task asks for one GPU on a cluster
+that has them (Ray sets CUDA_VISIBLE_DEVICES) and one CPU otherwise.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import queue
 import subprocess
@@ -21,22 +26,66 @@ from obliviate.sweep.cells import cell_file
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding obliviate/ (installed or a checkout)
 CPU_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+PRELOAD = ["obliviate.sweep.worker", "obliviate.train.unlearner", "obliviate.eval.evaluate", "obliviate.data.world"]
 
 
-def run_worker_process(out: str, cell_id: str, gpu: str | None = None) -> int:
-    """Run one cell in a new Python process and return its exit status (negative: killed by that signal).
-    gpu: the device it may see (None: whatever this process sees)."""
+def cell_env(gpu: str | None) -> dict[str, str]:
+    """The environment a cell runs in: this process's, with the package importable, the GPU slot's device and, on
+    the CPU, one thread."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p),
            "HF_HUB_DISABLE_PROGRESS_BARS": "1"}  # no weight-loading bars in the cell's log
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = gpu
     if not _sees_gpu(env):
         env.update(CPU_ENV)
+    return env
+
+
+def _log(out: str, cell_id: str) -> Path:
     log = cell_file(Path(out), cell_id, "log")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as f:
-        return subprocess.run([sys.executable, "-m", "obliviate.sweep.worker", out, cell_id], env=env, stdout=f,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+    return log
+
+
+def run_worker_process(out: str, cell_id: str, gpu: str | None = None) -> int:
+    """Run one cell in a new Python interpreter and return its exit status (negative: killed by that signal).
+    gpu: the device it may see (None: whatever this process sees)."""
+    with open(_log(out, cell_id), "ab") as f:
+        return subprocess.run([sys.executable, "-m", "obliviate.sweep.worker", out, cell_id], env=cell_env(gpu),
+                              stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+
+
+def run_forked(context, out: str, cell_id: str, gpu: str | None = None) -> int:
+    """Run one cell in a process forked from the preloaded server; its exit status, as `run_worker_process`."""
+    process = context.Process(target=_forked_cell, args=(out, cell_id, cell_env(gpu), str(_log(out, cell_id))),
+                              name=f"cell {cell_id}")
+    process.start()
+    process.join()
+    return process.exitcode
+
+
+def _forked_cell(out: str, cell_id: str, env: dict[str, str], log: str) -> None:
+    """The forked child: output to the cell's log, the sweep's environment, its thread count, then the cell."""
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.environ.clear()
+    os.environ.update(env)
+    if "OMP_NUM_THREADS" in env:
+        import torch
+
+        torch.set_num_threads(int(env["OMP_NUM_THREADS"]))
+    from obliviate.sweep.worker import main
+
+    sys.exit(main([out, cell_id]))
+
+
+def forkserver():
+    """multiprocessing's forkserver context, its server importing `PRELOAD` once (started on first use)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def _sees_gpu(env: dict) -> bool:
@@ -66,6 +115,7 @@ class LocalWorkers:
         for i in range(workers):
             self.slots.put(ids[i] if gpus else None)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep-worker")
+        self.context = forkserver()
         self.capacity = workers
         self.where = f"{workers} local worker{'s' if workers > 1 else ''}" + (f" on {workers} GPUs" if gpus else
                                                                               " (CPU, 1 thread each)")
@@ -76,7 +126,7 @@ class LocalWorkers:
     def _run(self, out: str, cell_id: str) -> int:
         gpu = self.slots.get()
         try:
-            return run_worker_process(out, cell_id, gpu)
+            return run_forked(self.context, out, cell_id, gpu)
         finally:
             self.slots.put(gpu)
 

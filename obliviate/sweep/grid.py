@@ -6,6 +6,9 @@ float, `fr` is a string — YAML 1.1 reads `1e-3` as a string and `no`, `on`, `y
 language codes), it has comments, and its tables map one to one onto the records below.
 
     name = "misinformation"                   # optional: shown in progress lines
+    [vars]                                    # optional: named values, written {name} anywhere below and replaced
+    fake_language = "fr"                      # when the file is read; `--set fake_language=de` (`load_grid(...,
+                                              # vars=...)`) gives another value without editing the file
     exclude = [{ setting = "selective", method = "npo" }]   # combinations never run (a partial match suffices)
 
     [world]                                   # optional: build the embedded world (WorldSpec fields) into OUT/world
@@ -70,7 +73,7 @@ SELECT_KEYS = ("languages", "attributes", "kinds", "modality", "misinformation",
                "exclude_ids")
 EVAL_KEYS = ("base", "base_name", "adapters", "probes", "score", "limit")
 TINY_KEYS = ("tiny", "vision", "seed", "vocab_size", "texts")
-TOP_KEYS = ("name", "exclude", "world", "models", "data", "axes", "defaults", "stages", "eval")
+TOP_KEYS = ("name", "vars", "exclude", "world", "models", "data", "axes", "defaults", "stages", "eval")
 LABEL = re.compile(r"^[A-Za-z0-9._+@-]+$")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -158,14 +161,16 @@ class Grid:
     defaults: dict[str, Any]
     stages: dict[str, StageSpec]
     evals: dict[str, EvalSpec]
+    vars: dict[str, Any] = field(default_factory=dict)  # [vars] with the values given to load_grid
 
     @property
     def folder(self) -> Path:
         return self.path.parent
 
 
-def load_grid(path: str | Path) -> Grid:
-    """Read and check a grid file; `GridError` names the file and the entry at fault."""
+def load_grid(path: str | Path, *, vars: dict[str, Any] | None = None) -> Grid:
+    """Read and check a grid file; `GridError` names the file and the entry at fault. vars: values for some of
+    the file's [vars] (each must be declared there)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -175,12 +180,14 @@ def load_grid(path: str | Path) -> Grid:
         raise GridError(f"{path}: {err}") from None
     where = Where(path)
     where.keys("top level", raw, TOP_KEYS)
+    raw, values = _with_vars(where, raw, dict(vars or {}))
     axes = {name: _axis(where, name, values) for name, values in where.table("axes", raw.get("axes", {})).items()}
     grid = Grid(path=path.resolve(), name=str(raw.get("name", path.stem)), world=_world(where, raw.get("world")),
                 models=_models(where, raw.get("models", {})), data=_data(where, raw.get("data", {})), axes=axes,
                 exclude=_exclude(where, raw.get("exclude", []), axes),
                 defaults=where.table("defaults", raw.get("defaults", {})),
-                stages=_stages(where, raw.get("stages", {}), axes), evals=_evals(where, raw.get("eval", {})))
+                stages=_stages(where, raw.get("stages", {}), axes), evals=_evals(where, raw.get("eval", {})),
+                vars=values)
     from obliviate.sweep.check import check_grid  # check.py reads these records: imported here, not at the top
 
     check_grid(grid, where)
@@ -205,6 +212,50 @@ class Where:
         unknown = [k for k in table if k not in allowed]
         if unknown:
             raise self.error(entry, f"unknown key {unknown[0]!r}; known: {', '.join(allowed)}")
+
+
+def _with_vars(where: Where, raw: dict, given: dict[str, Any]) -> tuple[dict, dict[str, Any]]:
+    """The file's tables with every {var} replaced (see the module docstring), and the values used."""
+    declared = where.table("[vars]", raw.pop("vars", {}))
+    for name in given:
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            raise where.error("--set", f"{name!r} is not a variable of this grid (its [vars]: {known})")
+    values = {**declared, **given}
+    axes = raw.get("axes", {})
+    for name in values:
+        if not NAME.match(name) or name == WORLD or (isinstance(axes, dict) and name in axes):
+            raise where.error(f"[vars] {name}", f"variable names are identifiers other than {WORLD!r} and the axes")
+    return _replace_vars(raw, values), values
+
+
+def parse_vars(settings) -> dict[str, Any]:
+    """NAME=VALUE texts (`--set`): each value read as TOML (1, 2e-3, true, ["en", "fr"], "x"), else as a string."""
+    out = {}
+    for text in settings:
+        name, sep, value = text.partition("=")
+        if not sep or not NAME.match(name.strip()):
+            raise GridError(f"--set {text!r}: expected NAME=VALUE")
+        try:
+            out[name.strip()] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[name.strip()] = value
+    return out
+
+
+def _replace_vars(value, values: dict[str, Any]):
+    """"{var}" alone becomes the value (keeping its type); inside a longer string, its label."""
+    if isinstance(value, str):
+        whole = PLACEHOLDER.fullmatch(value)
+        if whole and whole.group(1) in values:
+            return values[whole.group(1)]
+        return PLACEHOLDER.sub(lambda m: value_label(values[m.group(1)]) if m.group(1) in values else m.group(0),
+                               value)
+    if isinstance(value, list):
+        return [_replace_vars(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace_vars(v, values) for k, v in value.items()}
+    return value
 
 
 def value_label(value) -> str:

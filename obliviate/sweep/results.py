@@ -20,9 +20,9 @@ from types import MappingProxyType
 from typing import Mapping, Sequence
 
 from obliviate.eval import views
+from obliviate.eval.views import markdown
 from obliviate.eval.results import load_results
 from obliviate.files import write_text
-from obliviate.recipes.demo_tables import markdown
 from obliviate.sweep.cells import Cell
 from obliviate.sweep.grid import Grid
 

@@ -57,8 +57,11 @@ class SweepResult:
 class Sweep:
     """A grid, read and checked once (`grid.load_grid`); `status` and `run` take the sweep folder."""
 
-    def __init__(self, grid: str | Path | Grid):
-        self.grid = grid if isinstance(grid, Grid) else load_grid(grid)
+    def __init__(self, grid: str | Path | Grid, *, vars: dict | None = None):
+        """grid: a grid file (or a loaded `Grid`); vars: values for some of its [vars] (`--set NAME=VALUE`)."""
+        if isinstance(grid, Grid) and vars:
+            raise ValueError("vars apply when a grid file is read: pass its path")
+        self.grid = grid if isinstance(grid, Grid) else load_grid(grid, vars=vars)
         self.cells = plan_cells(self.grid)
 
     def status(self, out: str | Path) -> list[CellStatus]:
@@ -105,7 +108,7 @@ class Sweep:
 
     def _write_plan(self, out: Path) -> None:
         """OUT/sweep.json: the grid file and its axes, and every cell (what `obliviate report` reads)."""
-        plan = {"grid": str(self.grid.path), "name": self.grid.name,
+        plan = {"grid": str(self.grid.path), "name": self.grid.name, "vars": self.grid.vars,
                 "axes": {a.name: list(a.labels) for a in self.grid.axes.values()},
                 "cells": [{"id": c.id, "stage": c.stage, "kind": c.kind, "coords": c.coords, "run_dir": c.run_dir,
                            "depends": list(c.depends), "digest": c.digest} for c in self.cells]}

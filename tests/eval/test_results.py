@@ -34,6 +34,17 @@ def test_round_trip(result, tmp_path):
         result.table("nothing")
 
 
+def test_renamed_renames_rows_models_pairs_and_reference(result):
+    from dataclasses import replace
+
+    result = replace(result, meta=replace(result.meta, relearn_pairs={"b": "a"}, reference="a"))
+    renamed = result.renamed({"a": "x", "c": "y"})
+    assert [r.model for r in renamed.rows] == ["x", "x", "b", "b", "x"] and list(renamed.meta.models) == ["x", "b"]
+    assert renamed.meta.relearn_pairs == {"b": "x"} and renamed.meta.reference == "x" and renamed.tables == []
+    assert [r.model for r in result.rows] == ["a", "a", "b", "b", "a"]  # the original is unchanged
+    assert [replace(r, model="") for r in renamed.rows] == [replace(r, model="") for r in result.rows]
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="no evaluation results"):
         load_results(tmp_path)

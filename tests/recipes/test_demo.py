@@ -1,10 +1,16 @@
-"""The demo at its smallest size, end to end: every stage runs and every table and the report are complete."""
+"""The demo at its smallest size, end to end through the sweep: every cell runs, every table and the report are
+complete, a rerun continues instead of starting over, and the grid's runs carry the papers' names."""
 import json
 import re
 
 import pytest
 
-from obliviate.recipes.demo import SIZES, run_demo
+from obliviate.recipes.demo import run_demo, text_runs, vision_runs
+from obliviate.recipes.sizes import SIZES, grid_file
+from obliviate.sweep.grid import load_grid
+from obliviate.sweep.run import Sweep
+
+TINY = load_grid(grid_file("tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -14,17 +20,19 @@ def demo(tmp_path_factory):
     return result, lines
 
 
-def test_every_stage_reports_its_time(demo):
+def test_every_cell_reports_its_time(demo):
     result, lines = demo
-    done = [x for x in lines if re.match(r"\[\d+/10\] .*: done in [\d.]+s$", x)]
-    assert len(done) == 10
-    assert [s for s, _ in result.stages][-1] == "total"
+    cells = Sweep(grid_file("tiny")).cells
+    done = [x for x in lines if re.match(r"\[\d+/23\] done +\S+ +[\d.]+s$", x)]
+    assert len(cells) == 23 and len(done) == 23
+    assert [s for s, _ in result.stages] == [c.id for c in cells] + ["total"]
 
 
 def test_misinformation_table_has_every_method_and_language_set(demo):
     result, _ = demo
     numbers = result.numbers["misinformation"]
-    expected = {f"{m}-{s}" for m in SIZES["tiny"].methods for s in ("en", "L", "en_L")} | {"pretrained", "injected"}
+    expected = {f"{m}-{s}" for m in TINY.axes["method"].labels for s in ("en", "L", "en_L")} | {"pretrained",
+                                                                                                "injected"}
     assert set(numbers) == expected
     for cells in numbers.values():
         assert set(cells) == {"en", "L", "high", "low"}
@@ -57,7 +65,41 @@ def test_outputs_on_disk(demo):
     for part in ("text", "vl"):
         rows = json.loads((out / "eval" / part / "results.json").read_text())["rows"]
         assert rows and all("generation" in r for r in rows)
-    assert json.loads((out / "demo.json").read_text())["size"]["players"] == SIZES["tiny"].players
+    numbers = json.loads((out / "demo.json").read_text())
+    assert numbers["world"]["players"] == TINY.world["players"] and numbers["grid"] == "demo-tiny"
+    assert json.loads((out / "sweep.json").read_text())["vars"] == {"seed": 0, "fake_language": "fr",
+                                                                   "backend": "auto"}
+
+
+def test_a_rerun_continues_the_same_demo_and_refuses_another(demo):
+    result, _ = demo
+    lines = []
+    again = run_demo(result.out, size="tiny", echo=lines.append, progress=False)
+    assert again.tables == result.tables
+    assert sum(" skipped " in x for x in lines) == 23 and not any(" done " in x for x in lines)
+    with pytest.raises(FileExistsError, match="is not this demo's folder"):
+        run_demo(result.out, size="tiny", seed=1)
+
+
+def test_runs_carry_the_papers_names():
+    cells = Sweep(grid_file("tiny"), vars={"fake_language": "de"}).cells
+    text = text_runs(cells, "de")
+    assert list(text.values())[:5] == [("injected", "–", "–"), ("ga-en", "ga", "en"), ("npo-en", "npo", "en"),
+                                       ("idkpo-en", "idkpo", "en"), ("ga-L", "ga", "de")]
+    assert text["unlearn/method-npo_langs-en+L"] == ("npo-en_L", "npo", "en+de")
+    assert list(vision_runs(cells).values()) == [
+        ("complete-graddiff", "graddiff (complete)"), ("complete-npo", "npo (complete)"),
+        ("selective-graddiff", "graddiff (selective)"), ("unimodal-graddiff", "graddiff (unimodal, text-only)"),
+        ("complete-graddiff+relearn", "graddiff (complete) + relearn"),
+        ("complete-npo+relearn", "npo (complete) + relearn")]
+
+
+def test_every_size_is_a_grid_file():
+    for size in SIZES:
+        grid = load_grid(grid_file(size))
+        assert grid.name == f"demo-{size}" and set(grid.vars) == {"seed", "fake_language", "backend"}
+    with pytest.raises(ValueError, match="unknown demo size 'huge'"):
+        grid_file("huge")
 
 
 def test_refuses_a_non_empty_folder(tmp_path):

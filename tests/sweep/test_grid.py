@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import obliviate
-from obliviate.sweep.grid import GridError, load_grid, value_label
+from obliviate.sweep.grid import GridError, load_grid, parse_vars, value_label
 from tests.sweep.grids import MISINFORMATION, OFFSIDE, write_grid
 
 SHIPPED = Path(obliviate.__file__).parent / "recipes" / "grids" / "gpu-check.toml"
@@ -55,12 +55,50 @@ def test_axis_values_and_labels(tmp_path):
      "[eval.e]: backend must be one of auto, vllm, hf"),
     ('[models.m]\npath = "m"\n[eval.e]\nbase = "m"\nprobes = { a = "b" }\nlimit = 0\n',
      "[eval.e]: limit = 0: expected a positive integer"),
+    ('[vars]\nmethod = "ga"\n[axes]\nmethod = ["ga"]\n', "[vars] method: variable names are identifiers other"),
+    ('[vars]\nseed = 0\n[world]\nseed = "{seed}"\nplayers = "{seed}"\n',
+     "[world]: players must be between 3 and 1000"),  # a variable keeps its type: players = 0
 ])
 def test_bad_grids_name_the_file_and_the_entry(tmp_path, text, message):
     path = write_grid(tmp_path, text)
     with pytest.raises(GridError) as err:
         load_grid(path)
     assert str(err.value).startswith(f"{path}: ") and message in str(err.value), str(err.value)
+
+
+VARS = """
+[vars]
+seed = 3
+L = "fr"
+[world]
+seed = "{seed}"
+players = 12
+fake_language = "{L}"
+[axes]
+langs = { en = ["en"], L = ["{L}"], "en+L" = ["en", "{L}"] }
+[models.m]
+path = "model-{L}-{seed}"
+"""
+
+
+def test_vars_are_replaced_with_their_type_and_can_be_given(tmp_path):
+    path = write_grid(tmp_path, VARS)
+    grid = load_grid(path)
+    assert grid.vars == {"seed": 3, "L": "fr"} and grid.world["seed"] == 3 and grid.world["fake_language"] == "fr"
+    assert grid.axes["langs"].value("en+L") == ["en", "fr"] and grid.models["m"].path == "model-fr-3"
+    other = load_grid(path, vars={"L": "de", "seed": 0})
+    assert other.world == {"seed": 0, "players": 12, "fake_language": "de"}
+    assert other.axes["langs"].value("L") == ["de"] and other.models["m"].path == "model-de-0"
+    with pytest.raises(GridError, match=r"--set: 'sede' is not a variable of this grid \(its \[vars\]: seed, L\)"):
+        load_grid(path, vars={"sede": 1})
+
+
+def test_set_values_are_read_as_toml_else_as_strings():
+    assert parse_vars(["seed=2", "lr=2e-3", "langs=[\"en\", \"fr\"]", "L=de", "flag=true", "name=\"x y\""]) == {
+        "seed": 2, "lr": 2e-3, "langs": ["en", "fr"], "L": "de", "flag": True, "name": "x y"}
+    for bad in ("seed", "=1", "two words=1"):
+        with pytest.raises(GridError, match="expected NAME=VALUE"):
+            parse_vars([bad])
 
 
 def test_missing_grid_file(tmp_path):

@@ -60,6 +60,18 @@ def test_dry_run_lists_the_cells(grid, tmp_path):
     assert res.output.splitlines()[-1] == "5 cells: 5 todo" and not (tmp_path / "out").exists()
 
 
+def test_set_gives_a_grid_variable_another_value(tmp_path):
+    from obliviate.recipes.sizes import grid_file
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["sweep", str(grid_file("tiny")), "--out", str(out), "--dry-run", "--set",
+                                   "seed=1", "--set", "fake_language=de"])
+    assert res.exit_code == 0 and res.output.splitlines()[-1] == "23 cells: 23 todo", res.output
+    res = CliRunner().invoke(cli, ["sweep", str(grid_file("tiny")), "--out", str(out), "--set", "sede=1"])
+    assert res.exit_code == 1 and "--set: 'sede' is not a variable of this grid" in res.output
+    assert not out.exists()
+
+
 def test_one_worker_runs_every_cell_once(grid, sequential):
     out, result, lines = sequential
     assert [(o.cell.id, o.state) for o in result.outcomes] == [(c, "done") for c in UNLEARN + ["eval/toy"]]
