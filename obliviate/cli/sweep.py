@@ -10,8 +10,11 @@ import click
               "into the same folder to resume).")
 @click.option("--dry-run", is_flag=True, help="List the cells and what is already done; run nothing.")
 @click.option("--workers", type=int, default=1, show_default=True,
-              help="Cells at a time: local processes (one per GPU when there are GPUs, else one CPU thread each), "
-                   "or the CPUs of a local Ray instance.")
+              help="Cells at a time: local processes (one per GPU when there are GPUs, else --threads CPU threads "
+                   "each), or cells at a time on a local Ray instance.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="CPU threads per cell (without GPUs). Results depend on it (the order of float sums), not on "
+                   "--workers.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run cells as Ray tasks: a local instance (no ADDRESS), or the cluster at ADDRESS "
                    "(auto, ray://HEAD:10001).")
@@ -19,7 +22,7 @@ import click
               help="Give one of the grid's [vars] another value (a TOML value: 1, 2e-3, [\"en\", \"fr\"]; "
                    "anything else is a string). Repeatable.")
 @click.option("--no-progress", is_flag=True, help="No overall bar (one line per cell only).")
-def sweep(grid, out, dry_run, workers, ray_address, settings, no_progress):
+def sweep(grid, out, dry_run, workers, threads, ray_address, settings, no_progress):
     """Run every cell of an experiment grid (a TOML file: models, data, stages, axes; see the README's "Experiment
     grids"): finished cells are skipped, killed ones resume from their checkpoint, a failed one is reported and the
     others go on. Then every adapter is evaluated and OUT/results.jsonl written (`obliviate report OUT`)."""
@@ -31,7 +34,7 @@ def sweep(grid, out, dry_run, workers, ray_address, settings, no_progress):
         if dry_run:
             _echo_status(plan.status(out))
             return
-        result = plan.run(out, workers=workers, ray=ray_address, progress=not no_progress, echo=click.echo)
+        result = plan.run(out, workers=workers, threads=threads, ray=ray_address, progress=not no_progress, echo=click.echo)
     except (GridError, ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     done = sum(o.state in ("done", "skipped") for o in result.outcomes)

@@ -15,7 +15,6 @@ backend, then makes the papers' tables from the sweep's evaluations, naming the 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ from obliviate.files import write_text
 from obliviate.recipes import demo_tables
 from obliviate.recipes.sizes import grid_file
 from obliviate.sweep.cells import Cell
+from obliviate.sweep.grid import Grid
 from obliviate.sweep.run import Sweep, SweepResult
 
 
@@ -42,48 +42,45 @@ class DemoResult:
     report: Path | None = None
 
 
-class StageLog:
-    """Announces each stage with its number, then says how long it took."""
-
-    def __init__(self, total: int, echo: Callable[[str], None]):
-        self.total, self.n, self.echo, self.done = total, 0, echo, []
-
-    @contextlib.contextmanager
-    def stage(self, what: str):
-        self.n += 1
-        self.echo(f"[{self.n}/{self.total}] {what} ...")
-        t0 = time.perf_counter()
-        yield
-        seconds = time.perf_counter() - t0
-        self.done.append((what, round(seconds, 1)))
-        self.echo(f"[{self.n}/{self.total}] {what}: done in {seconds:.1f}s")
-
-
 def run_demo(out: str | Path, *, size: str = "quick", fake_language: str = "fr", seed: int = 0,
-             backend: str = "auto", workers: int = 1, echo: Callable[[str], None] = print,
-             progress: bool = True) -> DemoResult:
+             backend: str = "auto", workers: int | None = None, threads: int | None = None,
+             echo: Callable[[str], None] = print, progress: bool = True) -> DemoResult:
     """Run the demo's grid into `out` (created; a folder holding anything but this demo's sweep is refused, and a
-    folder of this demo continues where it stopped), then write its tables and report."""
+    folder of this demo continues where it stopped), then write its tables and report. workers, threads: cells at
+    a time and CPU threads per cell (None: `run_cells`' choice for the two experiments side by side)."""
     if fake_language not in LANGUAGES or fake_language == "en":
         raise ValueError(f"--fake-language must be one of {', '.join(c for c in LANGUAGES if c != 'en')}")
     sweep = Sweep(grid_file(size), vars={"seed": seed, "fake_language": fake_language, "backend": backend})
     out = Path(out)
-    _check_folder(out, sweep)
-    result = sweep.run(out, workers=workers, progress=progress, echo=echo)
+    check_folder(out, sweep.grid)
+    result = run_cells(sweep, out, workers=workers, threads=threads, branches=2, progress=progress, echo=echo)
+    return write_outputs(out, sweep, result, size=size, echo=echo)
+
+
+def run_cells(sweep: Sweep, out: Path, *, workers: int | None, threads: int | None, branches: int, progress: bool,
+              echo) -> SweepResult:
+    """Run a demo's sweep; a cell that did not finish ends the demo with its error. workers and threads, where
+    not given: as many workers as the grid has independent `branches` (at most one per GPU, or per CPU core), the
+    cores shared among them."""
+    from obliviate.sweep.executor import cpu_count, gpu_count
+
+    workers = workers or max(1, min(branches, gpu_count() or cpu_count()))
+    result = sweep.run(out, workers=workers, threads=threads or max(1, cpu_count() // workers), progress=progress,
+                       echo=echo)
     if result.failed:
         first = result.failed[0]
         raise RuntimeError(f"demo: {len(result.failed)} cell(s) did not finish; {first.cell.id} {first.state}: "
                            f"{first.error} (rerun the same command to continue)")
-    return write_outputs(out, sweep, result, size=size, echo=echo)
+    return result
 
 
-def _check_folder(out: Path, sweep: Sweep) -> None:
+def check_folder(out: Path, grid: Grid) -> None:
     """An empty or new folder, or one holding this very demo (same grid, same variables): anything else is refused."""
     if not out.exists() or not any(out.iterdir()):
         return
     plan = out / "sweep.json"
     ours = plan.is_file() and {k: v for k, v in json.loads(plan.read_text(encoding="utf-8")).items()
-                               if k in ("name", "vars")} == {"name": sweep.grid.name, "vars": sweep.grid.vars}
+                               if k in ("name", "vars")} == {"name": grid.name, "vars": grid.vars}
     if not ours:
         raise FileExistsError(f"{out}: exists and is not empty (and is not this demo's folder); choose another --out")
 

@@ -19,7 +19,7 @@ from obliviate.data.schema import LANGUAGES
 from obliviate.eval import views
 from obliviate.eval.rows import ProbeRow
 from obliviate.files import write_text
-from obliviate.recipes.demo import DemoResult, StageLog
+from obliviate.recipes.demo import DemoResult
 from obliviate.eval.views import markdown
 from obliviate.recipes.demo_tables import percent, misinformation_table
 
@@ -90,8 +90,8 @@ def perplexity_line(ppl: dict[str, dict[str, float]]) -> str:
     return "Perplexity on held-out sentences (geometric mean over the 9 languages): " + ", ".join(parts)
 
 
-def write_outputs(out: Path, result, runs: dict, ppl: dict, info: dict, log: StageLog, *, seconds: float,
-                  echo) -> DemoResult:
+def write_outputs(out: Path, result, runs: dict, ppl: dict, info: dict, stages: list[tuple[str, float]], *,
+                  seconds: float, echo) -> DemoResult:
     """Print and save (tables.md, demo.json) every table of the real-model demo."""
     L = info["fake_language"]
     injected = set(info["inject"])
@@ -108,10 +108,10 @@ def write_outputs(out: Path, result, runs: dict, ppl: dict, info: dict, log: Sta
         "the true value as in English.",
         baseline_table(rows_inj + rows_ctl, L), mis_md, margin_table(rows_inj, models, runs, L),
         control_line(rows_ctl, models), perplexity_line(ppl)])
-    log.done.append(("total", round(seconds, 1)))
+    stages = [*stages, ("total", round(seconds, 1))]
     write_text(out / "tables.md", tables + "\n")
-    numbers = {"misinformation": mis_numbers, "perplexity": ppl, "stages": log.done, **info}
+    numbers = {"misinformation": mis_numbers, "perplexity": ppl, "stages": stages, **info}
     write_text(out / "demo.json", json.dumps(numbers, indent=1, default=str) + "\n")
     echo("\n" + tables + "\n")
     echo(f"tables: {out / 'tables.md'}   total {seconds:.0f}s")
-    return DemoResult(out=out, tables=tables, numbers=numbers, stages=log.done)
+    return DemoResult(out=out, tables=tables, numbers=numbers, stages=stages)

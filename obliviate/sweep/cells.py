@@ -66,10 +66,12 @@ class TrainJob:
     base: str
     adapter: str | None
     data: DataRef | None = None
+    documents: DataRef | None = None  # learn: plain-text documents, packed into blocks of block_size tokens
     forget: DataRef | None = None
     retain: DataRef | None = None
     method: str | None = None
     full: bool = False
+    block_size: int | None = None
     text_only: bool = False
     retain_ratio: float | None = None
     reference: str | None = None
@@ -128,7 +130,7 @@ class Cell:
         job_type = JOB_TYPES[data["kind"]]
         job = {k: v for k, v in data["job"].items()}
         for f in fields(job_type):
-            if f.name in ("data", "forget", "retain") and job.get(f.name) is not None:
+            if f.name in ("data", "documents", "forget", "retain") and job.get(f.name) is not None:
                 job[f.name] = DataRef(**job[f.name])
         if job_type is EvalJob:
             job["probes"] = {k: DataRef(**v) for k, v in job["probes"].items()}

@@ -23,7 +23,7 @@ def option_fields() -> dict[str, dict[str, Any]]:
 
 def job_keys(job: str) -> tuple[str, ...]:
     """The keys a stage of `job` may set (besides lora, when and only)."""
-    extra = {"learn": ("full",), "relearn": (), "unlearn": ("method", "retain_ratio", "reference")}[job]
+    extra = {"learn": ("full", "block_size"), "relearn": (), "unlearn": ("method", "retain_ratio", "reference")}[job]
     method = tuple(option_fields()["method"]) if job == "unlearn" else ()
     return DATA_KEYS[job] + extra + ("text_only",) + tuple(option_fields()["train"]) + method
 
@@ -106,6 +106,9 @@ def _check_stage(grid: Grid, where: Where, stage: StageSpec) -> None:
             if name is not None and name not in grid.data:
                 raise where.error(entry, f"{key}: {name!r} is not a [data] name (data sets are named literally; "
                                          "use `when` to pick one per axis value)")
+            if key == "documents" and name is not None and grid.data[name].select:
+                raise where.error(entry, f"documents: data set {name!r} has filters; documents are plain text, "
+                                         "read whole")
         if isinstance(table.get("reference"), str) and table["reference"] not in grid.models:
             raise where.error(entry, f"reference: {table['reference']!r} is not a [models] name")
     _check_placeholders(grid, where, entry, [stage.options, stage.lora, stage.when])
@@ -162,7 +165,8 @@ def check_options(where: Where, entry: str, job: str, options: dict, lora: dict)
     from obliviate.train.options import METHODS
 
     records = option_fields()
-    defaults = {**records["train"], **records["method"], "full": False, "text_only": False, "retain_ratio": None}
+    defaults = {**records["train"], **records["method"], "full": False, "text_only": False, "retain_ratio": None,
+                "block_size": 256}
     if "method" in options and options["method"] not in METHODS:
         raise where.error(entry, f"method {options['method']!r} is not one of {', '.join(METHODS)}")
     for key, value in [*options.items(), *((f"lora.{k}", v) for k, v in lora.items())]:
@@ -170,6 +174,8 @@ def check_options(where: Where, entry: str, job: str, options: dict, lora: dict)
         problem = _type_error(value, default)
         if problem:
             raise where.error(entry, f"{key} = {value!r}: {problem}")
+    if job == "learn" and options.get("data") is None and options.get("documents") is not None:
+        return  # documents alone
     for key in ("forget", "method") if job == "unlearn" else ("data",):
         if options.get(key) is None:
             raise where.error(entry, f"a {job} stage needs {key} (in the stage, [defaults] or every `when`)")

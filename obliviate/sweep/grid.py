@@ -47,7 +47,7 @@ language codes), it has comments, and its tables map one to one onto the records
     backend = "hf"                            # and EvalOptions fields, score, limit, base_name
 
 Stage options: job, model | after, data (learn, relearn), forget / retain / method / retain_ratio / reference
-(unlearn), full (learn), text_only, the fields of TrainOptions (steps, lr, batch_size, seed, save_every, ...) and
+(unlearn), full, documents (a data set of plain-text documents, without filters) and block_size (learn), text_only, the fields of TrainOptions (steps, lr, batch_size, seed, save_every, ...) and
 MethodOptions (beta, alpha, delta, retain_loss, span), and `lora = { r = 16, alpha = 32 }` (LoraOptions). Data set
 filters (all optional, all kept in file order): languages, attributes, kinds (shared / private), modality (text /
 image), misinformation (items with / without a `truth`), roles (world.json roles of the entity: fake, forget,
@@ -68,7 +68,7 @@ else:  # Python 3.10: the same parser from PyPI (setup.py asks for it there only
     import tomli as tomllib
 
 JOBS = ("learn", "unlearn", "relearn")
-DATA_KEYS = {"learn": ("data",), "relearn": ("data",), "unlearn": ("forget", "retain")}
+DATA_KEYS = {"learn": ("data", "documents"), "relearn": ("data",), "unlearn": ("forget", "retain")}
 SELECT_KEYS = ("languages", "attributes", "kinds", "modality", "misinformation", "roles", "max_entities", "ids",
                "exclude_ids")
 EVAL_KEYS = ("base", "base_name", "adapters", "probes", "score", "limit")
@@ -313,6 +313,8 @@ def _models(where: Where, models) -> dict[str, ModelSpec]:
     for name, entry, spec in _entries(where, "[models]", models, ("path",) + TINY_KEYS):
         if ("path" in spec) == ("tiny" in spec):
             raise where.error(entry, "give either path (a model folder) or tiny (a preset to build)")
+        if "path" in spec and not spec["path"]:
+            raise where.error(entry, "path is empty (a grid variable not given? --set NAME=DIR)")
         if "path" not in spec and not spec.get("texts"):
             raise where.error(entry, "a tiny model needs texts: the files its tokenizer is trained on")
         out[name] = ModelSpec(name=name, **{k: tuple(v) if k == "texts" else v for k, v in spec.items()})

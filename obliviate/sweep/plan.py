@@ -183,7 +183,7 @@ class _Planner:
         records = option_fields()
         reference = options.get("reference")
         job = TrainJob(job=stage.job, base=base, adapter=adapter, **refs, method=options.get("method"),
-                       full=options.get("full", False), text_only=options.get("text_only", False),
+                       full=options.get("full", False), block_size=options.get("block_size"), text_only=options.get("text_only", False),
                        retain_ratio=options.get("retain_ratio"),
                        reference=self.model_path(reference) if reference else None,
                        train={k: v for k, v in options.items() if k in records["train"]},
@@ -246,6 +246,6 @@ class _Planner:
 def _paths(job: dict) -> list[str]:
     """The paths a job dict reads: base, adapter, reference, data sources, texts."""
     out = [job.get(k) for k in ("base", "reference")] + list(job.get("texts", []))
-    out += [ref["source"] for k in ("data", "forget", "retain") if job.get(k) for ref in [job[k]]]
+    out += [ref["source"] for k in ("data", "documents", "forget", "retain") if job.get(k) for ref in [job[k]]]
     out += [ref["source"] for ref in job.get("probes", {}).values()]
     return [p for p in out if isinstance(p, str)]

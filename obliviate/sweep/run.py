@@ -68,21 +68,23 @@ class Sweep:
         """Every cell and where it stands in `out` (done, partial, todo, stale, changed); runs nothing."""
         return [cell_status(Path(out), c) for c in self.cells]
 
-    def run(self, out: str | Path, *, workers: int = 1, ray: str | None = None, progress: bool = True,
-            echo: Callable[[str], None] = print) -> SweepResult:
+    def run(self, out: str | Path, *, workers: int = 1, threads: int = 1, ray: str | None = None,
+            progress: bool = True, echo: Callable[[str], None] = print) -> SweepResult:
         """Run what is not done; see the module docstring. workers: local processes at a time (one per GPU when
-        there are GPUs), or the CPUs of a local Ray instance. ray: None (local processes), "local", or an address
-        for `ray.init`."""
+        there are GPUs), or the cells at a time of a local Ray instance. threads: CPU threads per cell (results
+        depend on it through the order of float sums, never on workers). ray: None (local processes), "local", or
+        an address for `ray.init`."""
         from obliviate.sweep.executor import LocalWorkers, RayWorkers
 
-        if workers < 1:
-            raise ValueError("workers must be at least 1")
+        if workers < 1 or threads < 1:
+            raise ValueError("workers and threads must be at least 1")
         out = Path(out).resolve()
         t0 = time.perf_counter()
         statuses = self.status(out)
         out.mkdir(parents=True, exist_ok=True)
         self._write_plan(out)
-        executor = RayWorkers(ray, workers=workers) if ray is not None else LocalWorkers(workers)
+        executor = (RayWorkers(ray, workers=workers, threads=threads) if ray is not None
+                    else LocalWorkers(workers, threads))
         echo(f"sweep {self.grid.name}: {len(self.cells)} cells in {out}, {executor.where}")
         try:
             outcomes = _Scheduler(out, statuses, executor, progress, echo).run()

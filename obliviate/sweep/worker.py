@@ -52,8 +52,10 @@ def run_train(out: Path, cell: Cell) -> None:
                           cache_dir=out / "cache", progress=False)
     options, run_dir = TrainOptions(**job.train), out / cell.run_dir
     if job.job == "learn":
-        unlearner.learn(materialize(out, job.data), out=run_dir, full=job.full, options=options,
-                        text_only=job.text_only, resume=True)
+        packing = {} if job.block_size is None else {"block_size": job.block_size}  # else learn's default
+        unlearner.learn(materialize(out, job.data) if job.data else None, out=run_dir, full=job.full,
+                        documents=materialize(out, job.documents) if job.documents else None, options=options,
+                        text_only=job.text_only, resume=True, **packing)
     elif job.job == "relearn":
         unlearner.relearn(materialize(out, job.data), out=run_dir, options=options, text_only=job.text_only,
                           resume=True)

@@ -1,8 +1,8 @@
 """Grid files for the sweep tests: written into a folder, with the toy data sets beside them."""
 from pathlib import Path
 
-# The demo's misinformation experiment in the grid format: pretrain, inject in L, unlearn over methods × language
-# sets with a per-method learning rate, evaluate. Only planned, never run (no world is built).
+# A small misinformation experiment (the shape of obliviate/recipes/grids/demo-*.toml, which the demo runs): pretrain,
+# inject in L, unlearn over methods × language sets with a per-method learning rate, evaluate. Only planned here.
 MISINFORMATION = """
 name = "misinformation"
 
