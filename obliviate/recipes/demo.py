@@ -169,7 +169,7 @@ def combine_seeds(results: list[DemoResult]) -> dict:
 def run_demo_seeds(out: str | Path, *, seeds: Sequence[int] = (0, 1, 2), echo: Callable[[str], None] = print,
                    **options) -> DemoResult:
     """`run_demo` once per seed into OUT/seed-N, then every table with mean ± sd over the seeds in OUT/tables.md
-    and OUT/demo.json. `options`: those of `run_demo` (size, fake_language, backend, progress)."""
+    and OUT/demo.json. `options`: those of `run_demo` (size, fake_language, backend, workers, threads, progress)."""
     out = Path(out)
     if len(set(seeds)) < 2:
         raise ValueError(f"--seeds needs at least two different seeds, got {list(seeds)}")
