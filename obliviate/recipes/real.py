@@ -57,14 +57,12 @@ REAL = RealSize()
 
 @dataclass(frozen=True)
 class Plan:
-    """The run's folders and choices, shared by the stages."""
+    """What the steps around the grid share: sizes, the fake-data language, the model and the fact files."""
 
-    out: Path
     size: RealSize
     fake_language: str
     model: Path
     facts: Path  # the run's fact files
-    progress: bool
 
 
 def run_real_demo(model: str | Path, out: str | Path, *, fake_language: str = "fr", seed: int = 0,
@@ -79,7 +77,7 @@ def run_real_demo(model: str | Path, out: str | Path, *, fake_language: str = "f
     out, t_start = Path(out), time.perf_counter()
     echo(f"the model: {model}")
     folder = Path(get_model(str(model)).path) if str(model) in PACKAGED else Path(model)
-    plan = Plan(out, size, fake_language, folder, (out / "facts").resolve(), progress)
+    plan = Plan(size, fake_language, folder, (out / "facts").resolve())
     grid = load_grid(GRID, vars={**size.grid, "model": str(folder.resolve()), "facts": str(plan.facts),
                                  "fake_language": fake_language, "backend": backend})
     check_folder(out, grid)
