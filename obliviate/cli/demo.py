@@ -20,10 +20,10 @@ from obliviate.data.schema import LANGUAGES
               help="Run the demo once per seed (OUT/seed-N) and print every table as mean ± sd over the seeds.")
 @click.option("--backend", type=click.Choice(["auto", "vllm", "hf"]), default="auto", show_default=True,
               help="Generation backend for the text model (the vision-language model uses transformers on CPU).")
-@click.option("--workers", type=int, default=None,
+@click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Cells (stages) at a time, each its own process [default: the tiny-world demo 2 (its text and "
                    "vision-language experiments side by side), --model 1; at most one per GPU or CPU core].")
-@click.option("--threads", type=int, default=None,
+@click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads per cell [default: the cores shared among the workers].")
 @click.option("--model", default=None, metavar="NAME|DIR",
               help="Run Learn and Unlearn's experiment on a real pretrained model instead: a packaged one "

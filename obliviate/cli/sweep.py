@@ -9,10 +9,10 @@ import click
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The sweep folder (created; rerun "
               "into the same folder to resume).")
 @click.option("--dry-run", is_flag=True, help="List the cells and what is already done; run nothing.")
-@click.option("--workers", type=int, default=1, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Cells at a time: local processes (one per GPU when there are GPUs, else --threads CPU threads "
                    "each), or cells at a time on a local Ray instance.")
-@click.option("--threads", type=int, default=1, show_default=True,
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads per cell (without GPUs). Results depend on it (the order of float sums), not on "
                    "--workers.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",

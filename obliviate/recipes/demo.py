@@ -64,9 +64,11 @@ def run_cells(sweep: Sweep, out: Path, *, workers: int | None, threads: int | No
     cores shared among them."""
     from obliviate.sweep.executor import cpu_count, gpu_count
 
-    workers = workers or max(1, min(branches, gpu_count() or cpu_count()))
-    result = sweep.run(out, workers=workers, threads=threads or max(1, cpu_count() // workers), progress=progress,
-                       echo=echo)
+    if workers is None:
+        workers = max(1, min(branches, gpu_count() or cpu_count()))
+    if threads is None:
+        threads = max(1, cpu_count() // workers)
+    result = sweep.run(out, workers=workers, threads=threads, progress=progress, echo=echo)
     if result.failed:
         first = result.failed[0]
         raise RuntimeError(f"demo: {len(result.failed)} cell(s) did not finish; {first.cell.id} {first.state}: "

@@ -69,6 +69,9 @@ def test_set_gives_a_grid_variable_another_value(tmp_path):
     assert res.exit_code == 0 and res.output.splitlines()[-1] == "23 cells: 23 todo", res.output
     res = CliRunner().invoke(cli, ["sweep", str(grid_file("tiny")), "--out", str(out), "--set", "sede=1"])
     assert res.exit_code == 1 and "--set: 'sede' is not a variable of this grid" in res.output
+    for option in ("--workers", "--threads"):
+        res = CliRunner().invoke(cli, ["demo", "--size", "tiny", "--out", str(out), option, "0"])
+        assert res.exit_code == 2 and "0 is not in the range x>=1" in res.output, res.output
     assert not out.exists()
 
 
