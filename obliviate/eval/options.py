@@ -32,8 +32,8 @@ def generation_limit(answer_tokens: int) -> int:
 class EvalOptions:
     """How an `Evaluator` generates and scores, and what its views assume.
 
-    backend: "auto" (vLLM on CUDA when it imports; on the CPU the faster as measured: transformers, or vLLM for a
-        text model with a vocabulary of ≥ 200k tokens, `backend.choose_backend`), "vllm" or "hf" (transformers).
+    backend: "auto" (vLLM on CUDA when it imports; on the CPU transformers, the faster as measured:
+        `backend.choose_backend`), "vllm" or "hf" (transformers).
     device, dtype: where and in which precision transformers runs (generation with "hf", and all log-prob
         scoring); None: `obliviate.files.default_device` / `default_dtype`. vLLM chooses its own dtype.
     max_new_tokens: the generation length limit for every probe; None: per probe, from its answer's length
