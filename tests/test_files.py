@@ -206,6 +206,27 @@ def test_new_folder_refuses_what_exists_and_replaces_only_its_own_kind(tmp_path)
     assert (tmp_path / "home" / "thesis.tex").read_text() == "keep"
 
 
+def test_make_parents_takes_a_folder_another_process_made_meanwhile(tmp_path, monkeypatch):
+    """Two sweep cells making OUT/runs/... at once: the one that loses the race to mkdir goes on (a CI failure of
+    the Ray sweep test, 2026-12-02), and does not count the other's folder as its own to remove."""
+    out = tmp_path / "out" / "runs" / "unlearn" / "cell"
+    mkdir = files.Path.mkdir
+
+    def beaten_to_it(self, *args, **kwargs):
+        if self == tmp_path / "out" / "runs":
+            os.mkdir(self)  # the other process, between our exists() and our mkdir()
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(files.Path, "mkdir", beaten_to_it)
+    made = files.make_parents(out)
+    assert made == [tmp_path / "out", tmp_path / "out" / "runs" / "unlearn"]
+    assert (tmp_path / "out" / "runs" / "unlearn").is_dir() and not out.exists()
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="file"):
+        files.make_parents(tmp_path / "file" / "sub" / "run")
+
+
 def test_default_device_refuses_devices_that_are_not_there():
     import torch
 
