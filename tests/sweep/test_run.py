@@ -93,7 +93,8 @@ def test_one_worker_runs_every_cell_once(grid, sequential):
 def test_local_ray_gives_identical_adapters(grid, sequential, tmp_path):
     pytest.importorskip("ray")
     result = Sweep(grid).run(tmp_path / "out", workers=2, ray="local", progress=False, echo=lambda line: None)
-    assert not result.failed and result.where.startswith("Ray at local (2 CPUs")
+    assert not result.failed, [(o.cell.id, o.state, o.error) for o in result.failed]
+    assert result.where.startswith("Ray at local (2 CPUs"), result.where
     assert_identical(adapters(sequential[0]), adapters(tmp_path / "out"))
 
 
