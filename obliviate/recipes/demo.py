@@ -48,13 +48,18 @@ def run_demo(out: str | Path, *, size: str = "quick", fake_language: str = "fr",
     """Run the demo's grid into `out` (created; a folder holding anything but this demo's sweep is refused, and a
     folder of this demo continues where it stopped), then write its tables and report. workers, threads: cells at
     a time and CPU threads per cell (None: `run_cells`' choice for the two experiments side by side)."""
-    if fake_language not in LANGUAGES or fake_language == "en":
-        raise ValueError(f"--fake-language must be one of {', '.join(c for c in LANGUAGES if c != 'en')}")
-    sweep = Sweep(grid_file(size), vars={"seed": seed, "fake_language": fake_language, "backend": backend})
+    sweep = demo_sweep(size, fake_language, seed, backend)
     out = Path(out)
     check_folder(out, sweep.grid)
     result = run_cells(sweep, out, workers=workers, threads=threads, branches=2, progress=progress, echo=echo)
     return write_outputs(out, sweep, result, size=size, echo=echo)
+
+
+def demo_sweep(size: str, fake_language: str, seed: int, backend: str) -> Sweep:
+    """The demo's grid of this size, given its seed, L and backend."""
+    if fake_language not in LANGUAGES or fake_language == "en":
+        raise ValueError(f"--fake-language must be one of {', '.join(c for c in LANGUAGES if c != 'en')}")
+    return Sweep(grid_file(size), vars={"seed": seed, "fake_language": fake_language, "backend": backend})
 
 
 def run_cells(sweep: Sweep, out: Path, *, workers: int | None, threads: int | None, branches: int, progress: bool,
@@ -85,6 +90,19 @@ def check_folder(out: Path, grid: Grid) -> None:
                                if k in ("name", "vars")} == {"name": grid.name, "vars": grid.vars}
     if not ours:
         raise FileExistsError(f"{out}: exists and is not empty (and is not this demo's folder); choose another --out")
+
+
+def check_seeds_folder(out: Path, grids: dict[str, Grid]) -> None:
+    """A new or empty folder, or one holding only these seeds' demos ({folder name: grid}, each `check_folder`'s
+    kind) and their combined tables: anything else is refused."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    stray = sorted(p.name for p in out.iterdir() if p.name not in {*grids, "tables.md", "demo.json"})
+    if stray:
+        raise FileExistsError(f"{out}: holds {stray[0]}, which is not one of this demo's seeds "
+                              f"({', '.join(grids)}); choose another --out")
+    for name, grid in grids.items():
+        check_folder(out / name, grid)
 
 
 # -- the papers' names for the grid's runs ----------------------------------------------------------------------------
@@ -168,20 +186,24 @@ def combine_seeds(results: list[DemoResult]) -> dict:
             "size": first["size"], "seeds": [r.numbers["seed"] for r in results]}
 
 
-def run_demo_seeds(out: str | Path, *, seeds: Sequence[int] = (0, 1, 2), echo: Callable[[str], None] = print,
-                   **options) -> DemoResult:
+def run_demo_seeds(out: str | Path, *, seeds: Sequence[int] = (0, 1, 2), size: str = "quick",
+                   fake_language: str = "fr", backend: str = "auto", workers: int | None = None,
+                   threads: int | None = None, echo: Callable[[str], None] = print,
+                   progress: bool = True) -> DemoResult:
     """`run_demo` once per seed into OUT/seed-N, then every table with mean ± sd over the seeds in OUT/tables.md
-    and OUT/demo.json. `options`: those of `run_demo` (size, fake_language, backend, workers, threads, progress)."""
+    and OUT/demo.json. A folder of these seeds' demos (same size, L and backend) continues where it stopped; one
+    holding anything else is refused before any seed runs."""
     out = Path(out)
     if len(set(seeds)) < 2:
         raise ValueError(f"--seeds needs at least two different seeds, got {list(seeds)}")
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: exists and is not empty; choose another --out")
+    grids = {f"seed-{seed}": demo_sweep(size, fake_language, seed, backend).grid for seed in seeds}
+    check_seeds_folder(out, grids)
     t0 = time.perf_counter()
     results = []
     for seed in seeds:
         echo(f"== seed {seed} ==")
-        results.append(run_demo(out / f"seed-{seed}", seed=seed, echo=echo, **options))
+        results.append(run_demo(out / f"seed-{seed}", size=size, fake_language=fake_language, seed=seed,
+                                backend=backend, workers=workers, threads=threads, echo=echo, progress=progress))
     numbers = combine_seeds(results)
     title = f"Mean ± sample sd over seeds {', '.join(map(str, seeds))} (one run per seed: {out}/seed-N)"
     tables = title + "\n\n" + demo_markdown(numbers)

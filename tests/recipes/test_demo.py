@@ -144,3 +144,43 @@ def test_seeds_need_two_different_seeds(tmp_path):
     with pytest.raises(ValueError, match="at least two different seeds"):
         run_demo_seeds(tmp_path / "x", seeds=[3, 3], size="tiny")
     assert not (tmp_path / "x").exists()
+
+
+def test_seeds_refuse_a_folder_of_something_else_before_any_seed_runs(tmp_path):
+    from obliviate.recipes.demo import run_demo_seeds
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="holds notes.txt, which is not one of this demo's seeds"):
+        run_demo_seeds(out, seeds=[0, 1], size="tiny")
+    (out / "notes.txt").unlink()
+    (out / "seed-1").mkdir()
+    (out / "seed-1" / "sweep.json").write_text(json.dumps({"name": "demo-tiny", "vars": {
+        "seed": 1, "fake_language": "de", "backend": "auto"}}))
+    with pytest.raises(FileExistsError, match="seed-1: exists and is not empty \\(and is not this demo's folder"):
+        run_demo_seeds(out, seeds=[0, 1], size="tiny")
+    assert sorted(p.name for p in out.iterdir()) == ["seed-1"]  # seed 0 did not start
+
+
+def test_seeds_continue_where_they_stopped(demo, tmp_path):
+    """Stopped after seed 0 (the module's demo, copied with its times): the rerun skips seed 0's cells, runs seed
+    1's, and a third run recomputes nothing."""
+    import shutil
+
+    from obliviate.recipes.demo import run_demo_seeds
+
+    result, _ = demo
+    out = tmp_path / "seeds"
+    shutil.copytree(result.out, out / "seed-0")
+    lines = []
+    both = run_demo_seeds(out, seeds=[0, 1], size="tiny", echo=lines.append, progress=False)
+    one = lines.index("== seed 1 ==")
+    assert sum(" skipped " in x for x in lines[:one]) == 23 and not any(" done " in x for x in lines[:one])
+    assert sum(" done " in x for x in lines[one:]) == 23
+    assert both.numbers["seeds"] == [0, 1] and (out / "tables.md").read_text().startswith("Mean ± sample sd")
+    lines.clear()
+    again = run_demo_seeds(out, seeds=[0, 1], size="tiny", echo=lines.append, progress=False)
+    assert again.tables == both.tables and not any(" done " in x for x in lines)
+    with pytest.raises(FileExistsError, match=r"holds seed-1, which is not one of this demo's seeds \(seed-0, seed-2"):
+        run_demo_seeds(out, seeds=[0, 2], size="tiny")
